@@ -1,0 +1,444 @@
+#include "config.hpp"
+
+#include "error.hpp"
+#include "text.hpp"
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/parser.h>
+#include <yaml-cpp/yaml.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace loto {
+
+namespace {
+
+constexpr std::size_t k_max_config_size = 1024 * 1024;
+
+[[noreturn]] void config_error(const std::string& message) {
+  throw Error(exit_code::config, message);
+}
+
+// "FILE:LINE:COL" for a yaml-cpp mark (0-based) as people count (1-based).
+std::string position(const std::string& file, const YAML::Mark& mark) {
+  if (mark.is_null()) {
+    return file;
+  }
+  return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+std::string origin_of(const std::string& file, const YAML::Node& node) {
+  return file + ":" + std::to_string(node.Mark().line + 1);
+}
+
+// First pass over the YAML events: rejects aliases (an alias bomb costs nothing to parse
+// but exponential time to walk) and counts documents.
+class EventScreen : public YAML::EventHandler {
+public:
+  explicit EventScreen(const std::string& file) : m_file(file) {}
+
+  void OnDocumentStart(const YAML::Mark& /*mark*/) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
+    config_error(position(m_file, mark) + ": aliases (*name) are not supported; write the value out");
+  }
+  void OnScalar(const YAML::Mark& /*mark*/,
+                const std::string& /*tag*/,
+                YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {}
+  void OnSequenceStart(const YAML::Mark& /*mark*/,
+                       const std::string& /*tag*/,
+                       YAML::anchor_t /*anchor*/,
+                       YAML::EmitterStyle::value /*style*/) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& /*mark*/,
+                  const std::string& /*tag*/,
+                  YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {}
+  void OnMapEnd() override {}
+
+private:
+  const std::string& m_file;
+};
+
+// Walks the parsed tree of one file, checking every key and value.
+class Reader {
+public:
+  explicit Reader(const std::string& file) : m_file(file) {}
+
+  Config read_root(const YAML::Node& root) {
+    Config config;
+    config.files.push_back(m_file);
+    if (root.IsNull()) {
+      return config; // only comments: nothing set
+    }
+    for_each_entry(root, "the top level", {"lock_dir", "defaults", "logging", "resources"},
+                   [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+                     if (key == "lock_dir") {
+                       config.lock_dir = read_path(value, "lock_dir");
+                     } else if (key == "defaults") {
+                       config.defaults = read_policy(value, "defaults", false, nullptr);
+                     } else if (key == "logging") {
+                       config.logging = read_logging(value);
+                     } else {
+                       read_resources(value, config.resources);
+                     }
+                   });
+    return config;
+  }
+
+private:
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const {
+    config_error(position(m_file, node.Mark()) + ": " + message);
+  }
+
+  // Calls `handle` for each key of a mapping, rejecting non-mappings, duplicate keys and
+  // keys not in `known` (with a suggestion). An empty `known` accepts any valid name.
+  void for_each_entry(const YAML::Node& map,
+                      const std::string& where,
+                      const std::vector<std::string>& known,
+                      const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& handle) {
+    if (map.IsNull()) {
+      return;
+    }
+    if (!map.IsMap()) {
+      fail(map, "expected a mapping (key: value lines) for " + where);
+    }
+    std::set<std::string> seen;
+    for (const auto& entry : map) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) {
+        fail(key, "expected a plain key in " + where);
+      }
+      const std::string& name = key.Scalar();
+      if (!seen.insert(name).second) {
+        fail(key, "duplicate key " + quoted(name) + " in " + where);
+      }
+      if (!known.empty() && std::find(known.begin(), known.end(), name) == known.end()) {
+        fail(key, "unknown key " + quoted(name) + " in " + where + did_you_mean(name, known));
+      }
+      handle(name, key, entry.second);
+    }
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsScalar()) {
+      fail(node, "expected a single value for " + quoted(key));
+    }
+    return node.Scalar();
+  }
+
+  Sourced<bool> read_bool(const YAML::Node& node, const std::string& key) const {
+    std::string text = scalar(node, key);
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (text == "true" || text == "yes" || text == "on") {
+      return {true, origin_of(m_file, node)};
+    }
+    if (text == "false" || text == "no" || text == "off") {
+      return {false, origin_of(m_file, node)};
+    }
+    fail(node, "expected true or false for " + quoted(key) + ", got " + quoted(node.Scalar()));
+  }
+
+  Sourced<Duration> read_duration(const YAML::Node& node, const std::string& key) const {
+    const std::string text = scalar(node, key);
+    const auto duration = parse_duration(text);
+    if (!duration) {
+      fail(node, "invalid duration " + quoted(text) + " for " + quoted(key) +
+                     " (use seconds such as 5 or 0.5, or 250ms, 90s, 15m, 6h)");
+    }
+    return {*duration, origin_of(m_file, node)};
+  }
+
+  Sourced<int> read_exit_code(const YAML::Node& node, const std::string& key) const {
+    const std::string text = scalar(node, key);
+    const bool digits = !text.empty() && text.size() <= 3 &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const int value = digits ? std::stoi(text) : -1;
+    if (value < 0 || value > 255) {
+      fail(node, "invalid exit code " + quoted(text) + " for " + quoted(key) + " (expected 0 to 255)");
+    }
+    return {value, origin_of(m_file, node)};
+  }
+
+  Sourced<std::string> read_path(const YAML::Node& node, const std::string& key) const {
+    const std::string text = scalar(node, key);
+    if (const auto problem = path_problem(text)) {
+      fail(node, "invalid path " + quoted(text) + " for " + quoted(key) + ": it " + *problem);
+    }
+    return {text, origin_of(m_file, node)};
+  }
+
+  Sourced<std::string> read_choice(const YAML::Node& node,
+                                   const std::string& key,
+                                   const std::vector<std::string>& choices) const {
+    const std::string text = scalar(node, key);
+    if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
+      std::string list;
+      for (const auto& choice : choices) {
+        list += (list.empty() ? "" : ", ") + choice;
+      }
+      fail(node, "invalid " + key + " " + quoted(text) + did_you_mean(text, choices) +
+                     " (one of: " + list + ")");
+    }
+    return {text, origin_of(m_file, node)};
+  }
+
+  PolicySettings read_policy(const YAML::Node& map,
+                             const std::string& where,
+                             bool is_resource,
+                             ResourceConfig* resource) {
+    std::vector<std::string> known{"wait", "timeout", "conflict_exit_code", "inherit_lock"};
+    if (is_resource) {
+      known.insert(known.begin(), {"path", "description"});
+    }
+    PolicySettings policy;
+    for_each_entry(map, where, known, [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+      if (key == "wait") {
+        policy.wait = read_bool(value, key);
+      } else if (key == "timeout") {
+        policy.timeout = read_duration(value, key);
+      } else if (key == "conflict_exit_code") {
+        policy.conflict_exit_code = read_exit_code(value, key);
+      } else if (key == "inherit_lock") {
+        policy.inherit_lock = read_bool(value, key);
+      } else if (key == "path") {
+        resource->path = read_path(value, key);
+      } else {
+        resource->description = scalar(value, key);
+      }
+    });
+    return policy;
+  }
+
+  LoggingSettings read_logging(const YAML::Node& map) {
+    LoggingSettings logging;
+    for_each_entry(map, "logging", {"syslog", "facility", "ident", "level"},
+                   [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+                     if (key == "syslog") {
+                       logging.syslog = read_bool(value, key);
+                     } else if (key == "facility") {
+                       logging.facility = read_choice(value, key, syslog_facilities());
+                     } else if (key == "level") {
+                       logging.level = read_choice(value, key, log_levels());
+                     } else {
+                       const std::string ident = scalar(value, key);
+                       if (!is_valid_resource_name(ident) || ident.size() > 32) {
+                         fail(value, "invalid ident " + quoted(ident) +
+                                         " (1 to 32 letters, digits, '.', '_' or '-')");
+                       }
+                       logging.ident = Sourced<std::string>{ident, origin_of(m_file, value)};
+                     }
+                   });
+    return logging;
+  }
+
+  void read_resources(const YAML::Node& map, std::map<std::string, ResourceConfig>& resources) {
+    for_each_entry(map, "resources", {},
+                   [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
+                     if (!is_valid_resource_name(name)) {
+                       fail(key, "invalid resource name " + quoted(name) +
+                                     " (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -)");
+                     }
+                     ResourceConfig resource;
+                     resource.origin = origin_of(m_file, key);
+                     resource.policy =
+                         read_policy(value, "resource " + quoted(name), true, &resource);
+                     resources[name] = std::move(resource);
+                   });
+  }
+
+  const std::string& m_file;
+};
+
+// Line and column (1-based) of byte `offset` in `text`.
+std::string text_position(std::string_view text, std::size_t offset) {
+  const std::string_view before = text.substr(0, offset);
+  const auto line = std::count(before.begin(), before.end(), '\n') + 1;
+  const auto line_start = before.rfind('\n');
+  const std::size_t column = line_start == std::string_view::npos ? offset + 1 : offset - line_start;
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+template <typename T>
+void override_with(std::optional<Sourced<T>>& base, std::optional<Sourced<T>>& later) {
+  if (later) {
+    base = std::move(later);
+  }
+}
+
+void override_policy(PolicySettings& base, PolicySettings& later) {
+  override_with(base.wait, later.wait);
+  override_with(base.timeout, later.timeout);
+  override_with(base.conflict_exit_code, later.conflict_exit_code);
+  override_with(base.inherit_lock, later.inherit_lock);
+}
+
+} // namespace
+
+const std::vector<std::string>& syslog_facilities() {
+  static const std::vector<std::string> names{
+      "user",   "daemon", "cron",   "authpriv", "local0", "local1",
+      "local2", "local3", "local4", "local5",   "local6", "local7"};
+  return names;
+}
+
+const std::vector<std::string>& log_levels() {
+  static const std::vector<std::string> names{"debug", "info", "warning", "error"};
+  return names;
+}
+
+Config parse_config(std::string_view text, const std::string& file_name) {
+  if (const auto bad = find_invalid_utf8(text)) {
+    config_error(file_name + ":" + text_position(text, *bad) + ": invalid UTF-8; save the file as UTF-8");
+  }
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    config_error(file_name + ":" + text_position(text, nul) + ": NUL byte in the file");
+  }
+  if (std::all_of(text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; })) {
+    config_error(file_name + ": the file is empty; add settings, a comment, or remove the file");
+  }
+  try {
+    std::istringstream screen_input{std::string(text)};
+    YAML::Parser parser(screen_input);
+    EventScreen screen(file_name);
+    int documents = 0;
+    while (parser.HandleNextDocument(screen)) {
+      if (++documents > 1) {
+        config_error(file_name + ": several YAML documents ('---'); keep one document per file");
+      }
+    }
+    const YAML::Node root = YAML::Load(std::string(text));
+    return Reader(file_name).read_root(root);
+  } catch (const YAML::DeepRecursion& e) {
+    config_error(position(file_name, e.mark) + ": nested too deep");
+  } catch (const YAML::Exception& e) {
+    config_error(position(file_name, e.mark) + ": " + e.msg);
+  }
+}
+
+void merge_config(Config& base, Config later) {
+  override_with(base.lock_dir, later.lock_dir);
+  override_policy(base.defaults, later.defaults);
+  override_with(base.logging.syslog, later.logging.syslog);
+  override_with(base.logging.facility, later.logging.facility);
+  override_with(base.logging.ident, later.logging.ident);
+  override_with(base.logging.level, later.logging.level);
+  for (auto& [name, resource] : later.resources) {
+    if (const auto it = base.resources.find(name); it != base.resources.end()) {
+      config_error(resource.origin + ": resource " + quoted(name) + " is already defined at " +
+                   it->second.origin + "; define it once");
+    }
+    base.resources.emplace(name, std::move(resource));
+  }
+  base.files.insert(base.files.end(), later.files.begin(), later.files.end());
+}
+
+std::string read_trusted_file(const std::string& path) {
+  const std::string name = quoted(path);
+  // O_NONBLOCK: a FIFO planted at the path must not hang loto in open().
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    config_error("cannot open config file " + name + ": " + std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() {
+      ::close(fd);
+    }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    config_error("cannot stat config file " + name + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    config_error("config file " + name + " is not a regular file" +
+                 (S_ISDIR(st.st_mode) ? " (it is a directory)" : ""));
+  }
+  if (st.st_uid != 0 && st.st_uid != ::getuid()) {
+    config_error("config file " + name + " is owned by uid " + std::to_string(st.st_uid) +
+                 "; it must be owned by root or by uid " + std::to_string(::getuid()));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    config_error("config file " + name + " is writable by group or others; run: chmod go-w " + name);
+  }
+  if (static_cast<std::size_t>(st.st_size) > k_max_config_size) {
+    config_error("config file " + name + " is too large (" + std::to_string(st.st_size) +
+                 " bytes; the limit is 1 MiB)");
+  }
+  std::string text;
+  std::array<char, 65536> buffer{};
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      config_error("cannot read config file " + name + ": " + std::strerror(errno));
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buffer.data(), static_cast<std::size_t>(n));
+    if (text.size() > k_max_config_size) {
+      config_error("config file " + name + " is too large (the limit is 1 MiB)");
+    }
+  }
+  return text;
+}
+
+Config load_config(const ConfigSource& source) {
+  Config config;
+  struct stat st {};
+  const bool exists = ::lstat(source.path.c_str(), &st) == 0 || errno != ENOENT;
+  if (exists) {
+    config = parse_config(read_trusted_file(source.path), source.path);
+  } else if (source.must_exist) {
+    config_error("config file " + quoted(source.path) + " does not exist");
+  } // else: no system file, so the built-in defaults serve; drop-ins are still read.
+
+  std::string drop_in_dir = source.path;
+  if (drop_in_dir.ends_with(".yaml")) {
+    drop_in_dir.resize(drop_in_dir.size() - 5);
+  }
+  drop_in_dir += ".d";
+  DIR* dir = ::opendir(drop_in_dir.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return config;
+    }
+    config_error("cannot read drop-in directory " + quoted(drop_in_dir) + ": " + std::strerror(errno));
+  }
+  std::vector<std::string> names;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name[0] != '.' && name.size() > 5 && name.ends_with(".yaml")) {
+      names.push_back(name);
+    }
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    const std::string path = drop_in_dir + "/" + name;
+    merge_config(config, parse_config(read_trusted_file(path), path));
+  }
+  return config;
+}
+
+} // namespace loto

@@ -1,0 +1,76 @@
+// The configuration files: YAML text -> Config, plain data with the origin of every value.
+#pragma once
+
+#include "duration.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loto {
+
+// A value and where it was set, e.g. "/etc/loto.yaml:12".
+template <typename T> struct Sourced {
+  T value{};
+  std::string origin;
+};
+
+// Settings that `defaults:` and each resource may set; unset ones are nullopt.
+struct PolicySettings {
+  std::optional<Sourced<bool>> wait;
+  std::optional<Sourced<Duration>> timeout;
+  std::optional<Sourced<int>> conflict_exit_code;
+  std::optional<Sourced<bool>> inherit_lock;
+};
+
+struct ResourceConfig {
+  std::optional<Sourced<std::string>> path; // absolute; default <lock_dir>/loto.NAME
+  PolicySettings policy;
+  std::string description;
+  std::string origin; // where the resource was defined
+};
+
+struct LoggingSettings {
+  std::optional<Sourced<bool>> syslog;
+  std::optional<Sourced<std::string>> facility; // a name from syslog_facilities()
+  std::optional<Sourced<std::string>> ident;
+  std::optional<Sourced<std::string>> level; // a name from log_levels()
+};
+
+struct Config {
+  std::optional<Sourced<std::string>> lock_dir;
+  PolicySettings defaults;
+  LoggingSettings logging;
+  std::map<std::string, ResourceConfig> resources;
+  std::vector<std::string> files; // the files read, in order
+};
+
+// Where the configuration comes from: the system file, or one the user named.
+struct ConfigSource {
+  std::string path;
+  bool must_exist = false; // --config or LOTO_CONFIG: a missing file is an error
+};
+
+// Parses one file's text; `file_name` prefixes every message as "FILE:LINE:COL: ...".
+// Throws Error(config) on any syntax, type or value problem.
+Config parse_config(std::string_view text, const std::string& file_name);
+
+// Adds `later` (a drop-in) to `base`: later settings override earlier ones, and a resource
+// defined in both is an error naming both places.
+void merge_config(Config& base, Config later);
+
+// Reads the file and its drop-ins (FILE without ".yaml", plus ".d/*.yaml", in name
+// order), checking that each is a trusted regular file. A missing system file gives an
+// empty Config, so the built-in defaults serve. Throws Error(config).
+Config load_config(const ConfigSource& source);
+
+// The text of a config file, after the trust checks: a regular file of at most 1 MiB,
+// owned by root or by the running user, not writable by group or others, valid UTF-8.
+std::string read_trusted_file(const std::string& path);
+
+const std::vector<std::string>& syslog_facilities();
+const std::vector<std::string>& log_levels();
+
+} // namespace loto

@@ -1,0 +1,344 @@
+// The local backend: an exclusive flock(2) on a file that loto never writes, truncates
+// or deletes, opened so that nobody sharing the directory can redirect it.
+#include "error.hpp"
+#include "lock.hpp"
+#include "text.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace loto {
+
+namespace {
+
+// Documented mode of lock files loto creates, whatever the umask.
+constexpr mode_t k_lock_file_mode = 0644;
+// A lock file replaced over and over while we wait is an attack or a broken script;
+// give up rather than loop forever.
+constexpr int k_max_reopen = 100;
+
+class Fd {
+public:
+  explicit Fd(int fd = -1) : m_fd(fd) {}
+  ~Fd() {
+    reset();
+  }
+  Fd(Fd&& other) noexcept : m_fd(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset(other.release());
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+
+  int get() const {
+    return m_fd;
+  }
+  int release() {
+    const int fd = m_fd;
+    m_fd = -1;
+    return fd;
+  }
+  void reset(int fd = -1) {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+    m_fd = fd;
+  }
+
+private:
+  int m_fd;
+};
+
+class FlockLock final : public HeldLock {
+public:
+  explicit FlockLock(Fd fd) : m_fd(std::move(fd)) {}
+  int inheritable_fd() const override {
+    return m_fd.get();
+  }
+
+private:
+  Fd m_fd; // closing it releases the lock (unless the command inherited a copy)
+};
+
+std::string type_name(mode_t mode) {
+  if (S_ISDIR(mode)) {
+    return "a directory";
+  }
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  if (S_ISCHR(mode)) {
+    return "a character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "a block device";
+  }
+  if (S_ISLNK(mode)) {
+    return "a symbolic link";
+  }
+  return "not a regular file";
+}
+
+[[noreturn]] void refuse(const std::string& path, const std::string& reason, const std::string& advice) {
+  throw Error(exit_code::unsafe, "refusing lock file " + quoted(path) + ": " + reason + "; " + advice);
+}
+
+[[noreturn]] void cannot_open(const std::string& what, const std::string& path, int error) {
+  std::string advice;
+  if (error == ENOENT) {
+    advice = " (create the directory, or set lock_dir or the resource's path)";
+  } else if (error == EACCES || error == EPERM) {
+    advice = " (run as a user who may create it, or choose another path)";
+  }
+  throw Error(exit_code::cannot_create,
+              "cannot " + what + " " + quoted(path) + ": " + std::strerror(error) + advice);
+}
+
+// Refuses directories where another user could swap the lock file, when running as root.
+void check_directory(int dir_fd, const std::string& dir, const std::string& path) {
+  struct stat st {};
+  if (::fstat(dir_fd, &st) != 0) {
+    cannot_open("inspect the directory of", path, errno);
+  }
+  if (::geteuid() != 0) {
+    return;
+  }
+  if (st.st_uid != 0) {
+    refuse(path, "its directory " + quoted(dir) + " is owned by uid " + std::to_string(st.st_uid),
+           "root only locks in directories that root owns");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    refuse(path, "its directory " + quoted(dir) + " is writable by others and not sticky",
+           "use a directory like /run/lock (mode 1777) or one only root can write");
+  }
+}
+
+// Whether another user may create files in this directory (a sticky shared one).
+bool is_shared_directory(int dir_fd) {
+  struct stat st {};
+  return ::fstat(dir_fd, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+}
+
+// Opens the lock file `name` in `dir_fd` without following a symlink, without blocking on
+// a FIFO and without touching devices; creates it (mode 0644) only if it is absent.
+Fd open_lock_file(int dir_fd, const std::string& name, const std::string& path, int access_mode) {
+  for (int attempt = 0; attempt < k_max_reopen; ++attempt) {
+    struct stat before {};
+    if (::fstatat(dir_fd, name.c_str(), &before, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISLNK(before.st_mode)) {
+        refuse(path, "it is a symbolic link", "remove it; loto never follows links for lock files");
+      }
+      if (!S_ISREG(before.st_mode)) {
+        refuse(path, "it is " + type_name(before.st_mode), "remove it or choose another path");
+      }
+      const int fd = ::openat(dir_fd, name.c_str(),
+                              access_mode | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+      if (fd < 0 && errno == ENOENT) {
+        continue; // removed meanwhile: create it
+      }
+      if (fd < 0 && errno == ELOOP) {
+        continue; // replaced by a symlink meanwhile: the check above reports it
+      }
+      if (fd < 0) {
+        cannot_open("open lock file", path, errno);
+      }
+      return Fd(fd);
+    }
+    if (errno != ENOENT) {
+      cannot_open("inspect lock file", path, errno);
+    }
+    const int fd = ::openat(dir_fd, name.c_str(),
+                            access_mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                            k_lock_file_mode);
+    if (fd >= 0) {
+      // The umask must not decide who can open the lock file.
+      if (::fchmod(fd, k_lock_file_mode) != 0) {
+        const int error = errno;
+        ::close(fd);
+        cannot_open("set the mode of lock file", path, error);
+      }
+      return Fd(fd);
+    }
+    if (errno != EEXIST) {
+      cannot_open("create lock file", path, errno);
+    }
+    // Someone else created it first: open theirs.
+  }
+  refuse(path, "it keeps changing while loto opens it", "find out what is replacing it");
+}
+
+// The type, link count and owner checks on the opened file.
+void check_lock_file(int fd, int dir_fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    cannot_open("inspect lock file", path, errno);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    refuse(path, "it is " + type_name(st.st_mode), "remove it or choose another path");
+  }
+  if (st.st_nlink > 1) {
+    refuse(path, "it has " + std::to_string(st.st_nlink) + " hard links",
+           "remove it; a hard link may point at another user's file");
+  }
+  if (is_shared_directory(dir_fd) && st.st_uid != ::geteuid() && st.st_uid != 0) {
+    refuse(path, "it is owned by uid " + std::to_string(st.st_uid) + " in a shared directory",
+           "remove it, or use a lock path in a directory others cannot write");
+  }
+}
+
+// After the lock is taken: the path must still name the file we locked. If it was
+// deleted or replaced meanwhile, a newcomer can lock the new file while we hold the old.
+bool still_current(int fd, int dir_fd, const std::string& name) {
+  struct stat held {};
+  struct stat now {};
+  if (::fstat(fd, &held) != 0 || held.st_nlink == 0) {
+    return false;
+  }
+  if (::fstatat(dir_fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+    return false;
+  }
+  return held.st_dev == now.st_dev && held.st_ino == now.st_ino;
+}
+
+std::string read_command_line(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> words;
+  std::string word;
+  while (std::getline(file, word, '\0')) {
+    words.push_back(word);
+  }
+  return join_command(words);
+}
+
+class FlockBackend final : public LockBackend {
+public:
+  AcquireResult acquire(const LockTarget& target, WaitControl& wait) override {
+    const auto slash = target.path.rfind('/');
+    const std::string dir = slash == 0 ? "/" : target.path.substr(0, slash);
+    const std::string name = target.path.substr(slash + 1);
+    for (int attempt = 0; attempt < k_max_reopen; ++attempt) {
+      Fd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (dir_fd.get() < 0) {
+        cannot_open("open the directory of lock file", target.path, errno);
+      }
+      check_directory(dir_fd.get(), dir, target.path);
+      Fd fd = open_lock_file(dir_fd.get(), name, target.path, O_RDONLY);
+      check_lock_file(fd.get(), dir_fd.get(), target.path);
+
+      const AcquireStatus status = lock(fd, dir_fd.get(), name, target.path, wait);
+      if (status != AcquireStatus::acquired) {
+        return {status, nullptr};
+      }
+      if (still_current(fd.get(), dir_fd.get(), name)) {
+        return {AcquireStatus::acquired, std::make_unique<FlockLock>(std::move(fd))};
+      }
+      // Replaced while we waited: start over on the file the path names now.
+    }
+    refuse(target.path, "it keeps being replaced while loto waits", "find out what is replacing it");
+  }
+
+  std::optional<LockHolder> find_holder(const LockTarget& target) const override {
+    struct stat st {};
+    if (::lstat(target.path.c_str(), &st) != 0) {
+      return std::nullopt;
+    }
+    std::ifstream locks("/proc/locks");
+    std::string line;
+    std::ostringstream wanted;
+    wanted << std::hex;
+    wanted.width(2);
+    wanted.fill('0');
+    wanted << major(st.st_dev) << ':';
+    wanted.width(2);
+    wanted << minor(st.st_dev) << ':' << std::dec << st.st_ino;
+    while (std::getline(locks, line)) {
+      // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters have "->" after the id.
+      std::istringstream fields(line);
+      std::string id;
+      std::string type;
+      std::string advisory;
+      std::string mode;
+      pid_t pid = 0;
+      std::string inode;
+      fields >> id >> type >> advisory >> mode >> pid >> inode;
+      if (type == "FLOCK" && inode == wanted.str()) {
+        return LockHolder{pid, read_command_line(pid)};
+      }
+    }
+    return std::nullopt;
+  }
+
+private:
+  // Tries once; if busy and waiting is allowed, blocks in the kernel (no polling) until
+  // the lock is granted, the deadline passes or a signal asks loto to stop.
+  static AcquireStatus lock(Fd& fd, int dir_fd, const std::string& name, const std::string& path,
+                            WaitControl& wait) {
+    bool reopened_for_nfs = false;
+    for (;;) {
+      if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+        return AcquireStatus::acquired;
+      }
+      if (errno == EWOULDBLOCK) {
+        break;
+      }
+      if (errno != EINTR) {
+        if (errno != EBADF || reopened_for_nfs) {
+          lock_failed(path, errno);
+        }
+        // NFSv4 grants an exclusive flock only on a file opened for writing.
+        reopened_for_nfs = true;
+        fd = open_lock_file(dir_fd, name, path, O_RDWR);
+        check_lock_file(fd.get(), dir_fd, path);
+      }
+    }
+    if (!wait.may_wait()) {
+      return AcquireStatus::busy;
+    }
+    wait.begin_blocking();
+    for (;;) {
+      if (wait.interrupt_signal() != 0) {
+        return AcquireStatus::interrupted;
+      }
+      if (wait.deadline_passed()) {
+        return AcquireStatus::timed_out;
+      }
+      if (::flock(fd.get(), LOCK_EX) == 0) {
+        return AcquireStatus::acquired;
+      }
+      if (errno != EINTR) {
+        lock_failed(path, errno);
+      }
+    }
+  }
+
+  [[noreturn]] static void lock_failed(const std::string& path, int error) {
+    if (error == ENOLCK || error == EBADF) {
+      throw Error(exit_code::cannot_create,
+                  "cannot lock " + quoted(path) + ": " + std::strerror(error) +
+                      " (the filesystem does not support flock; use a local directory)");
+    }
+    throw Error(exit_code::os_error, "cannot lock " + quoted(path) + ": " + std::strerror(error));
+  }
+};
+
+} // namespace
+
+std::unique_ptr<LockBackend> make_flock_backend() {
+  return std::make_unique<FlockBackend>();
+}
+
+} // namespace loto

@@ -1,0 +1,252 @@
+#include "plan.hpp"
+
+#include "build_info.hpp"
+#include "error.hpp"
+#include "text.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <map>
+
+namespace loto {
+
+namespace {
+
+constexpr const char* k_builtin = "built-in";
+constexpr const char* k_command_line = "command line";
+const std::vector<std::string> k_builtin_resources{"cpu", "net"};
+
+// The effective value of one setting as the layers are applied in priority order.
+template <typename T> struct Layered {
+  T value;
+  std::string origin = k_builtin;
+
+  void apply(const std::optional<Sourced<T>>& setting) {
+    if (setting) {
+      value = setting->value;
+      origin = setting->origin;
+    }
+  }
+  void apply_command_line(const T& new_value) {
+    value = new_value;
+    origin = k_command_line;
+  }
+};
+
+std::string describe_wait(const std::optional<Duration>& limit) {
+  if (!limit) {
+    return "wait";
+  }
+  return *limit == Duration::zero() ? "no wait" : "wait up to " + format_duration(*limit);
+}
+
+std::optional<Duration> wait_limit(bool wait, const std::optional<Duration>& timeout) {
+  if (timeout) {
+    return timeout;
+  }
+  return wait ? std::nullopt : std::optional<Duration>(Duration::zero());
+}
+
+// The directory part resolved through symlinks, so that two spellings of one file sort
+// and compare as one; the last component is kept as is (it must not be a symlink).
+std::string canonical_lock_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) == nullptr) {
+    return path;
+  }
+  const std::string base = path.substr(slash + 1);
+  const std::string resolved_dir = resolved;
+  return (resolved_dir == "/" ? "" : resolved_dir) + "/" + base;
+}
+
+} // namespace
+
+ConfigSource choose_config_source(const CliOptions& cli, const std::vector<std::string>& environment) {
+  if (cli.config_path) {
+    return {*cli.config_path, true};
+  }
+  for (const auto& entry : environment) {
+    if (entry.starts_with("LOTO_CONFIG=") && entry.size() > 12) {
+      return {entry.substr(12), true};
+    }
+  }
+  return {k_default_config_path, false};
+}
+
+Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<std::string>& environment) {
+  Plan plan;
+  plan.action = cli.action;
+  plan.command = cli.command;
+  for (const auto& file : config.files) {
+    plan.config_files += (plan.config_files.empty() ? "" : ", ") + file;
+  }
+
+  // Priority, lowest first: 1. built-in, 2. `defaults:`, 3. the resource, 4. command line.
+  Layered<std::string> lock_dir{k_default_lock_dir};
+  lock_dir.apply(config.lock_dir);
+
+  // Every resource: the built-in ones, then the configured ones (which may redefine them).
+  std::map<std::string, ResourceConfig> resources;
+  for (const auto& name : k_builtin_resources) {
+    resources[name].origin = k_builtin;
+  }
+  for (const auto& [name, resource] : config.resources) {
+    resources[name] = resource;
+  }
+  std::vector<std::string> resource_names;
+  for (const auto& entry : resources) {
+    resource_names.push_back(entry.first);
+  }
+  const auto resource_path = [&](const std::string& name, const ResourceConfig& resource) {
+    return resource.path ? resource.path->value : lock_dir.value + "/loto." + name;
+  };
+
+  // The locks, as named on the command line; resource settings come from the first one.
+  const ResourceConfig* first_resource = nullptr;
+  std::vector<LockTarget> locks;
+  for (const auto& value : cli.locks) {
+    if (value.find('/') != std::string::npos) {
+      if (const auto problem = path_problem(value)) {
+        throw Error(exit_code::usage, "invalid lock path " + quoted(value) + ": it " + *problem +
+                                          " (use an absolute path, or a resource name)");
+      }
+      locks.push_back({value, value});
+      continue;
+    }
+    if (!is_valid_resource_name(value)) {
+      throw Error(exit_code::usage,
+                  "invalid resource name " + quoted(value) +
+                      " (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -; paths contain '/')");
+    }
+    const auto it = resources.find(value);
+    if (it == resources.end()) {
+      std::string known;
+      for (const auto& name : resource_names) {
+        known += (known.empty() ? "" : ", ") + name;
+      }
+      throw Error(exit_code::usage, "unknown resource " + quoted(value) + did_you_mean(value, resource_names) +
+                                        " (known: " + known + "; define it in " +
+                                        (plan.config_files.empty() ? k_default_config_path : plan.config_files) + ")");
+    }
+    if (first_resource == nullptr) {
+      first_resource = &it->second;
+    }
+    locks.push_back({value, resource_path(value, it->second)});
+  }
+
+  // One global order, by canonical path, so that two loto runs never deadlock.
+  std::vector<std::pair<std::string, LockTarget>> ordered;
+  for (auto& lock : locks) {
+    ordered.emplace_back(canonical_lock_path(lock.path), std::move(lock));
+  }
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < ordered.size(); ++i) {
+    if (i == 0 || ordered[i].first != ordered[i - 1].first) {
+      plan.locks.push_back(std::move(ordered[i].second));
+    }
+  }
+
+  Layered<bool> wait{false};
+  Layered<std::optional<Duration>> timeout{std::nullopt};
+  Layered<int> conflict_code{cli.quiet ? 0 : exit_code::busy};
+  Layered<bool> inherit_lock{true};
+  const auto apply_policy = [&](const PolicySettings& policy) {
+    wait.apply(policy.wait);
+    if (policy.timeout) {
+      timeout.value = policy.timeout->value;
+      timeout.origin = policy.timeout->origin;
+    }
+    conflict_code.apply(policy.conflict_exit_code);
+    inherit_lock.apply(policy.inherit_lock);
+  };
+  apply_policy(config.defaults);
+  if (first_resource != nullptr) {
+    apply_policy(first_resource->policy);
+  }
+  if (cli.wait) {
+    wait.apply_command_line(true);
+  }
+  if (cli.timeout) {
+    timeout.apply_command_line(cli.timeout);
+  }
+  if (cli.conflict_exit_code) {
+    conflict_code.apply_command_line(*cli.conflict_exit_code);
+  }
+  if (cli.close_lock) {
+    inherit_lock.apply_command_line(false);
+  }
+  plan.wait_limit = wait_limit(wait.value, timeout.value);
+  plan.conflict_exit_code = conflict_code.value;
+  plan.inherit_lock = inherit_lock.value;
+
+  Layered<bool> syslog{true};
+  Layered<std::string> facility{"user"};
+  Layered<std::string> ident{"loto"};
+  Layered<std::string> level{"info"};
+  syslog.apply(config.logging.syslog);
+  facility.apply(config.logging.facility);
+  ident.apply(config.logging.ident);
+  level.apply(config.logging.level);
+  plan.log = {syslog.value, facility.value, ident.value, level.value, cli.verbosity, cli.quiet};
+
+  const auto on_off = [](bool value) { return std::string(value ? "true" : "false"); };
+  plan.settings = {
+      {"lock_dir", lock_dir.value, lock_dir.origin},
+      {"wait", on_off(wait.value), wait.origin},
+      {"timeout", timeout.value ? format_duration(*timeout.value) : "none", timeout.origin},
+      {"conflict_exit_code", std::to_string(conflict_code.value), conflict_code.origin},
+      {"inherit_lock", on_off(inherit_lock.value), inherit_lock.origin},
+      {"logging.syslog", on_off(syslog.value), syslog.origin},
+      {"logging.facility", facility.value, facility.origin},
+      {"logging.ident", ident.value, ident.origin},
+      {"logging.level", level.value, level.origin},
+  };
+  for (const auto& lock : plan.locks) {
+    const auto it = resources.find(lock.name);
+    const bool named = lock.name.find('/') == std::string::npos;
+    std::string origin = k_command_line;
+    if (named && it->second.path) {
+      origin = it->second.path->origin;
+    } else if (named) {
+      origin = lock_dir.origin == k_builtin ? k_builtin : "lock_dir at " + lock_dir.origin;
+    }
+    plan.settings.push_back({"lock " + lock.name, lock.path, origin});
+  }
+
+  for (const auto& [name, resource] : resources) {
+    Layered<bool> resource_wait{false};
+    Layered<std::optional<Duration>> resource_timeout{std::nullopt};
+    resource_wait.apply(config.defaults.wait);
+    resource_wait.apply(resource.policy.wait);
+    for (const auto* policy : {&config.defaults, &resource.policy}) {
+      if (policy->timeout) {
+        resource_timeout.value = policy->timeout->value;
+      }
+    }
+    plan.resources.push_back({name, resource_path(name, resource),
+                              describe_wait(wait_limit(resource_wait.value, resource_timeout.value)),
+                              resource.description, resource.origin});
+  }
+
+  // The command's environment: the caller's, with loto's own variables replaced.
+  std::string names;
+  std::string paths;
+  for (const auto& lock : plan.locks) {
+    names += (names.empty() ? "" : ",") + lock.name;
+    paths += (paths.empty() ? "" : ":") + lock.path;
+  }
+  for (const auto& entry : environment) {
+    if (!entry.starts_with("LOTO_RESOURCE=") && !entry.starts_with("LOTO_LOCKFILE=")) {
+      plan.command_environment.push_back(entry);
+    }
+  }
+  plan.command_environment.push_back("LOTO_RESOURCE=" + names);
+  plan.command_environment.push_back("LOTO_LOCKFILE=" + paths);
+  return plan;
+}
+
+} // namespace loto

@@ -1,0 +1,285 @@
+#include "process.hpp"
+
+#include "error.hpp"
+#include "text.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace loto {
+
+namespace {
+
+// Handler state. loto is single-threaded, so these are only touched by the main flow
+// and by the handlers that interrupt it.
+volatile sig_atomic_t g_interrupt_signal = 0;
+volatile sig_atomic_t g_timer_ready = 0;
+timer_t g_timer{};
+
+constexpr long k_refire_ns = 10'000'000; // 10 ms: re-fire period after the deadline
+constexpr std::array<int, 3> k_stop_signals{SIGINT, SIGTERM, SIGHUP};
+constexpr std::array<int, 7> k_supervised_signals{SIGCHLD, SIGTERM, SIGHUP, SIGUSR1,
+                                                  SIGUSR2, SIGINT,  SIGQUIT};
+
+extern "C" void on_stop_signal(int signal) {
+  g_interrupt_signal = signal;
+  if (g_timer_ready != 0) {
+    // Interrupt flock() even if this signal landed just before the call: fire in 1 ms
+    // and keep firing. timer_settime is async-signal-safe.
+    const itimerspec soon{{0, k_refire_ns}, {0, 1'000'000}};
+    ::timer_settime(g_timer, 0, &soon, nullptr);
+  }
+}
+
+extern "C" void on_alarm(int /*signal*/) {
+  // Only here to make the blocking flock() return EINTR.
+}
+
+[[noreturn]] void os_failure(const std::string& what) {
+  throw Error(exit_code::os_error, what + ": " + std::strerror(errno));
+}
+
+bool is_ignored(const SignalBaseline& baseline, int signal) {
+  return sigismember(&baseline.ignored, signal) == 1;
+}
+
+timespec to_timespec(std::chrono::steady_clock::time_point point) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(point.time_since_epoch()).count();
+  return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+} // namespace
+
+void ensure_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      // open() returns the lowest free descriptor: this one.
+      if (::open("/dev/null", O_RDWR | O_NOCTTY) != fd) {
+        ::_exit(exit_code::os_error);
+      }
+    }
+  }
+}
+
+SignalBaseline capture_signal_baseline() {
+  SignalBaseline baseline;
+  ::sigprocmask(SIG_SETMASK, nullptr, &baseline.mask);
+  sigemptyset(&baseline.ignored);
+  for (int signal = 1; signal < NSIG; ++signal) {
+    struct sigaction action {};
+    if (::sigaction(signal, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) {
+      sigaddset(&baseline.ignored, signal);
+    }
+  }
+  if (is_ignored(baseline, SIGCHLD)) {
+    // With SIGCHLD ignored the kernel reaps the command itself and its status is lost.
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    ::sigaction(SIGCHLD, &action, nullptr);
+  }
+  return baseline;
+}
+
+std::string signal_name(int signal) {
+  const char* abbreviation = ::sigabbrev_np(signal);
+  return abbreviation != nullptr ? std::string("SIG") + abbreviation : "signal " + std::to_string(signal);
+}
+
+WaitSession::WaitSession(std::optional<Duration> limit, const SignalBaseline& baseline)
+    : m_limit(limit), m_start(std::chrono::steady_clock::now()) {
+  g_interrupt_signal = 0;
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  struct sigaction action {};
+  sigfillset(&action.sa_mask);
+  action.sa_flags = 0; // no SA_RESTART: the signal must end the blocking flock()
+  const auto install = [&](int signal, void (*handler)(int)) {
+    struct sigaction old {};
+    action.sa_handler = handler;
+    if (::sigaction(signal, &action, &old) == 0) {
+      m_saved_actions.emplace_back(signal, old);
+    }
+    sigaddset(&unblock, signal);
+  };
+  for (const int signal : k_stop_signals) {
+    if (!is_ignored(baseline, signal)) {
+      install(signal, on_stop_signal);
+    }
+  }
+  install(SIGALRM, on_alarm);
+  // An inherited blocked SIGALRM would make the deadline never fire.
+  ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+}
+
+WaitSession::~WaitSession() {
+  if (m_timer_created) {
+    g_timer_ready = 0;
+    ::timer_delete(g_timer);
+  }
+  for (const auto& [signal, old] : m_saved_actions) {
+    ::sigaction(signal, &old, nullptr);
+  }
+}
+
+void WaitSession::begin_blocking() {
+  if (m_on_wait_start) {
+    m_on_wait_start();
+  }
+  if (m_timer_created) {
+    return;
+  }
+  sigevent event{};
+  event.sigev_notify = SIGEV_SIGNAL;
+  event.sigev_signo = SIGALRM;
+  if (::timer_create(CLOCK_MONOTONIC, &event, &g_timer) != 0) {
+    os_failure("cannot create the wait timer");
+  }
+  m_timer_created = true;
+  if (m_limit) {
+    // steady_clock is CLOCK_MONOTONIC, so the deadline is absolute on the same clock.
+    const itimerspec at_deadline{{0, k_refire_ns}, to_timespec(m_start + *m_limit)};
+    if (::timer_settime(g_timer, TIMER_ABSTIME, &at_deadline, nullptr) != 0) {
+      os_failure("cannot arm the wait timer");
+    }
+  }
+  g_timer_ready = 1;
+}
+
+int WaitSession::interrupt_signal() const {
+  return g_interrupt_signal;
+}
+
+bool WaitSession::deadline_passed() const {
+  return m_limit && std::chrono::steady_clock::now() >= m_start + *m_limit;
+}
+
+bool WaitSession::may_wait() const {
+  return !m_limit || *m_limit > Duration::zero();
+}
+
+void WaitSession::on_wait_start(std::function<void()> callback) {
+  m_on_wait_start = std::move(callback);
+}
+
+std::chrono::milliseconds WaitSession::elapsed() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               m_start);
+}
+
+void block_supervised_signals(const SignalBaseline& baseline) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (const int signal : k_supervised_signals) {
+    if (!is_ignored(baseline, signal)) {
+      sigaddset(&set, signal);
+    }
+  }
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
+CommandOutcome run_command(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& environment,
+                           const std::vector<int>& inherit_fds,
+                           const SignalBaseline& baseline,
+                           const std::function<void(pid_t)>& on_started) {
+  // Everything the child needs is prepared before it exists.
+  std::vector<char*> child_argv;
+  for (const auto& word : argv) {
+    child_argv.push_back(const_cast<char*>(word.c_str()));
+  }
+  child_argv.push_back(nullptr);
+  std::vector<char*> child_env;
+  for (const auto& entry : environment) {
+    child_env.push_back(const_cast<char*>(entry.c_str()));
+  }
+  child_env.push_back(nullptr);
+
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setsigmask(&attributes, &baseline.mask);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+
+  // loto is single-threaded, so clearing close-on-exec here cannot leak the lock into
+  // anything but this command.
+  for (const int fd : inherit_fds) {
+    if (::fcntl(fd, F_SETFD, 0) != 0) {
+      os_failure("cannot pass the lock to the command");
+    }
+  }
+  pid_t pid = -1;
+  const int error = ::posix_spawnp(&pid, child_argv[0], nullptr, &attributes, child_argv.data(),
+                                   child_env.data());
+  posix_spawnattr_destroy(&attributes);
+  for (const int fd : inherit_fds) {
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  if (error != 0) {
+    const std::string name = quoted(argv[0]);
+    if (error == EAGAIN || error == ENOMEM) {
+      throw Error(exit_code::os_error, "cannot start " + name + ": " + std::strerror(error));
+    }
+    if (error == ENOENT || error == ENOTDIR) {
+      struct stat st {};
+      if (argv[0].find('/') == std::string::npos) {
+        throw Error(exit_code::not_found, "command not found: " + name + " (check PATH)");
+      }
+      if (::stat(argv[0].c_str(), &st) == 0) {
+        throw Error(exit_code::not_found,
+                    "cannot execute " + name + ": its interpreter (#! line) was not found");
+      }
+      throw Error(exit_code::not_found, "cannot execute " + name + ": " + std::strerror(error));
+    }
+    throw Error(exit_code::not_executable, "cannot execute " + name + ": " + std::strerror(error));
+  }
+  on_started(pid);
+
+  sigset_t waited;
+  sigemptyset(&waited);
+  for (const int signal : k_supervised_signals) {
+    if (!is_ignored(baseline, signal)) {
+      sigaddset(&waited, signal);
+    }
+  }
+  for (;;) {
+    siginfo_t info{};
+    const int signal = ::sigwaitinfo(&waited, &info);
+    if (signal < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      os_failure("cannot wait for signals");
+    }
+    if (signal == SIGCHLD) {
+      int status = 0;
+      pid_t reaped = 0;
+      do {
+        reaped = ::waitpid(pid, &status, WNOHANG);
+      } while (reaped < 0 && errno == EINTR);
+      if (reaped == pid) {
+        if (WIFSIGNALED(status)) {
+          return {exit_code::signal_base + WTERMSIG(status), WTERMSIG(status)};
+        }
+        return {WEXITSTATUS(status), 0};
+      }
+      continue;
+    }
+    // A terminal's Ctrl-C or Ctrl-\ already reached the command through the process
+    // group; only a signal sent to loto itself is passed on.
+    const bool from_terminal = info.si_code != SI_USER && info.si_code != SI_QUEUE;
+    if ((signal == SIGINT || signal == SIGQUIT) && from_terminal) {
+      continue;
+    }
+    // The child is not reaped yet, so its pid cannot have been reused.
+    ::kill(pid, signal);
+  }
+}
+
+} // namespace loto

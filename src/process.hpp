@@ -1,0 +1,84 @@
+// Process plumbing: standard descriptors, signal state, the wait session and the
+// supervised command.
+#pragma once
+
+#include "duration.hpp"
+#include "lock.hpp"
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace loto {
+
+// Opens /dev/null on any of fds 0-2 that is closed, so that no file loto opens later
+// (the lock above all) becomes the command's stdin, stdout or stderr.
+void ensure_standard_fds();
+
+// The signal state loto was started with; the command gets it back.
+struct SignalBaseline {
+  sigset_t mask{};          // the inherited blocked set, restored in the command
+  sigset_t ignored{};       // signals inherited as SIG_IGN (nohup, "cmd &"): left alone
+};
+
+// Records the inherited state. If SIGCHLD was ignored, resets it to the default so the
+// command's status can be collected.
+SignalBaseline capture_signal_baseline();
+
+// "SIGTERM" for 15.
+std::string signal_name(int signal);
+
+// The wait for the locks of one run: one deadline for all of them, and SIGINT, SIGTERM
+// and SIGHUP interrupting the blocking call. Blocking happens in the kernel; a
+// CLOCK_MONOTONIC timer interrupts it at the deadline and keeps re-firing every few
+// milliseconds, so a signal that lands just before the call is never lost.
+class WaitSession final : public WaitControl {
+public:
+  // `limit`: nullopt waits as long as it takes, zero never waits.
+  WaitSession(std::optional<Duration> limit, const SignalBaseline& baseline);
+  ~WaitSession() override;
+  WaitSession(const WaitSession&) = delete;
+  WaitSession& operator=(const WaitSession&) = delete;
+
+  void begin_blocking() override;
+  int interrupt_signal() const override;
+  bool deadline_passed() const override;
+  bool may_wait() const override;
+
+  // Called once per lock when it turns out to be busy and loto starts to wait.
+  void on_wait_start(std::function<void()> callback);
+  std::chrono::milliseconds elapsed() const;
+
+private:
+  std::optional<Duration> m_limit;
+  std::chrono::steady_clock::time_point m_start;
+  std::function<void()> m_on_wait_start;
+  std::vector<std::pair<int, struct sigaction>> m_saved_actions;
+  bool m_timer_created = false;
+};
+
+// Blocks the signals loto forwards or waits for, ahead of starting the command.
+void block_supervised_signals(const SignalBaseline& baseline);
+
+// What run_command() reports back.
+struct CommandOutcome {
+  int exit_status = 0; // the command's status, or 128+N when it died of signal N
+  int signal = 0;      // N when it died of a signal
+};
+
+// Starts the command (posix_spawnp: the parent learns of exec failures directly) with
+// the inherited signal mask, the `inherit_fds` left open for it, forwards SIGTERM,
+// SIGHUP, SIGUSR1, SIGUSR2 (and SIGINT/SIGQUIT sent to loto alone) to it, and waits.
+// block_supervised_signals() must have been called. Throws Error(127/126/71).
+CommandOutcome run_command(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& environment,
+                           const std::vector<int>& inherit_fds,
+                           const SignalBaseline& baseline,
+                           const std::function<void(pid_t)>& on_started);
+
+} // namespace loto

@@ -1,0 +1,49 @@
+#include "report.hpp"
+
+#include "text.hpp"
+
+#include <algorithm>
+#include <iomanip>
+
+namespace loto {
+
+void print_check(const Plan& plan, std::ostream& out) {
+  out << "configuration OK: "
+      << (plan.config_files.empty() ? "no config file, built-in defaults" : plan.config_files) << " ("
+      << plan.resources.size() << " resources)\n";
+}
+
+void print_settings(const Plan& plan, std::ostream& out) {
+  for (const auto& setting : plan.settings) {
+    out << "(" << setting.origin << ") " << setting.key << " = " << escape(setting.value) << "\n";
+  }
+}
+
+void print_resources(const Plan& plan, const LockBackend& backend, std::ostream& out) {
+  std::size_t name_width = 4;
+  std::size_t path_width = 4;
+  std::size_t policy_width = 6;
+  for (const auto& resource : plan.resources) {
+    name_width = std::max(name_width, resource.name.size());
+    path_width = std::max(path_width, escape(resource.path).size());
+    policy_width = std::max(policy_width, resource.policy.size());
+  }
+  const auto row = [&](const std::string& name, const std::string& path, const std::string& policy,
+                       const std::string& state) {
+    out << std::left << std::setw(static_cast<int>(name_width)) << name << "  "
+        << std::setw(static_cast<int>(path_width)) << path << "  "
+        << std::setw(static_cast<int>(policy_width)) << policy << "  " << state << "\n";
+  };
+  row("NAME", "LOCK", "POLICY", "STATE");
+  for (const auto& resource : plan.resources) {
+    const auto holder = backend.find_holder({resource.name, resource.path});
+    std::string state = "free";
+    if (holder) {
+      state = "held by pid " + std::to_string(holder->pid) +
+              (holder->command.empty() ? "" : ": " + holder->command);
+    }
+    row(resource.name, escape(resource.path), resource.policy, state);
+  }
+}
+
+} // namespace loto

@@ -1,0 +1,17 @@
+// The informational actions: --check-config, --show-config, --list.
+#pragma once
+
+#include "lock.hpp"
+#include "plan.hpp"
+
+#include <ostream>
+
+namespace loto {
+
+void print_check(const Plan& plan, std::ostream& out);
+// "(ORIGIN) KEY = VALUE", one line per effective setting.
+void print_settings(const Plan& plan, std::ostream& out);
+// One row per resource: name, lock path, policy, and who holds it.
+void print_resources(const Plan& plan, const LockBackend& backend, std::ostream& out);
+
+} // namespace loto

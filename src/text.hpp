@@ -1,0 +1,45 @@
+// Small text helpers shared by messages, logs and the config loader.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loto {
+
+// Escapes control characters, backslashes and invalid UTF-8 bytes (as \n, \t, \xHH, \\)
+// so that untrusted text always prints as one harmless line.
+std::string escape(std::string_view text);
+
+// escape() wrapped in single quotes: the form every message uses for paths and names.
+std::string quoted(std::string_view text);
+
+// The command line as one line for messages and logs: words that need it are quoted
+// and escaped, so "a b" and "a" "b" stay distinguishable.
+std::string join_command(const std::vector<std::string>& argv);
+
+// Offset of the first byte that is not part of valid UTF-8, or nullopt if all is valid.
+std::optional<std::size_t> find_invalid_utf8(std::string_view text);
+
+// The candidate closest to `word` by edit distance, if it is close enough to be a likely
+// typo (ninja's SpellcheckString rule); otherwise nullopt.
+std::optional<std::string> closest_match(std::string_view word,
+                                         const std::vector<std::string>& candidates);
+
+// ", did you mean 'x'?" or "" when nothing is close.
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+} // namespace loto
+
+namespace loto {
+
+// Resource names: a letter or digit, then up to 63 of [A-Za-z0-9._-].
+bool is_valid_resource_name(std::string_view name);
+
+// Why `path` is not acceptable as a lock or directory path (not absolute, a ".."
+// component, control characters, too long), or nullopt if it is fine.
+std::optional<std::string> path_problem(std::string_view path);
+
+} // namespace loto
