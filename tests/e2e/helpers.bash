@@ -1,0 +1,216 @@
+# Shared helpers for loto's end-to-end tests (bats >= 1.5).
+#
+# Use from a .bats file with:   load helpers
+#
+# What you get:
+#   $LOTO            absolute path of the binary under test (env LOTO, else build/loto)
+#   $T               a fresh private temp dir per test (mode 0700), removed by bats
+#   $CFG             a default config: lock_dir: $T, syslog off (written by common_setup)
+#   loto ARGS...     runs "$LOTO" ARGS... (no implicit config)
+#   lotoc ARGS...    runs "$LOTO" --config "$CFG" ARGS... (never reads /etc)
+#   write_config [-n NAME] [TEXT]   writes TEXT (or stdin) to a 0600 file in $T; prints its path
+#   base_config      prints the default config text (lock_dir: $T, syslog off)
+#   wait_for_file PATH [TIMEOUT_S]            poll until PATH exists (default 5 s)
+#   wait_for_lines PATH N [TIMEOUT_S]         poll until PATH has >= N lines
+#   wait_until TIMEOUT_S CMD...               poll until CMD succeeds
+#   now_ms / now_us                           fork-free clock (bash $EPOCHREALTIME)
+#   spawn [-n NAME] CMD...   start CMD in the background, in its own session/process
+#                            group; stdout/stderr -> $T/NAME.out / $T/NAME.err;
+#                            sets $SPAWNED to its pid; teardown kills the whole group
+#   wait_exit PID [TIMEOUT_S]  wait (bounded) for a spawned child; sets $STATUS
+#   lock_is_held PATH / lock_is_free PATH     probe with flock(1) -n
+#   proc_gone PID            true when PID no longer runs (gone or zombie)
+#
+# setup()/teardown() default to common_setup/common_teardown; a file that needs its own
+# setup should call them.
+
+bats_require_minimum_version 1.5.0
+
+# --- binary under test -----------------------------------------------------------------
+_helpers_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ -z "${LOTO:-}" ]]; then
+  LOTO="$_helpers_dir/../../build/loto"
+fi
+if [[ "$LOTO" != /* ]]; then
+  # relative to where bats was started (normally the repo root)
+  LOTO="$PWD/$LOTO"
+fi
+export LOTO
+# Never let a caller's environment point loto at another config.
+unset LOTO_CONFIG LOTO_RESOURCE LOTO_LOCKFILE
+
+# A python3 that starts fast and does not depend on pyenv shims.
+if [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=python3; fi
+export PY
+
+loto() { "$LOTO" "$@"; }
+lotoc() { "$LOTO" --config "$CFG" "$@"; }
+
+# --- time --------------------------------------------------------------------------------
+# $EPOCHREALTIME needs no fork (bash >= 5); falls back to date(1).
+now_us() {
+  if [[ -n "${EPOCHREALTIME:-}" ]]; then
+    local t=${EPOCHREALTIME/[.,]/}
+    echo $((10#$t))
+  else
+    echo $(($(date +%s%N) / 1000))
+  fi
+}
+now_ms() { echo $(($(now_us) / 1000)); }
+
+# For scripts loto runs: inside `bash -c`, $STAMP_SNIPPET expands to a fork-free
+# "now in ms" expression, e.g.  bash -c "$STAMP_SNIPPET > \$T/start; ..."
+STAMP_SNIPPET='echo $(( ${EPOCHREALTIME/[.,]/} / 1000 ))'
+export STAMP_SNIPPET
+
+# --- temp dir and config -----------------------------------------------------------------
+base_config() {
+  printf 'lock_dir: %s\nlogging:\n  syslog: false\n' "$T"
+}
+
+# write_config [-n NAME] [TEXT]  -> prints the path of a 0600 file holding TEXT (or stdin)
+write_config() {
+  local name=""
+  if [[ "${1:-}" == "-n" ]]; then
+    name="$2"
+    shift 2
+  fi
+  local path
+  if [[ -n "$name" ]]; then
+    path="$T/$name"
+  else
+    path="$(mktemp "$T/config.XXXXXX")"
+    mv "$path" "$path.yaml"
+    path="$path.yaml"
+  fi
+  (
+    umask 077
+    if [[ $# -gt 0 ]]; then
+      printf '%s' "$1" >"$path"
+    else
+      cat >"$path"
+    fi
+  )
+  chmod 0600 "$path"
+  echo "$path"
+}
+
+common_setup() {
+  local base="${BATS_TEST_TMPDIR:-${TMPDIR:-/tmp}}"
+  T="$(mktemp -d "$base/loto.XXXXXX")"
+  export T
+  : >"$T/.bgpids"
+  CFG="$(write_config -n loto.yaml "$(base_config)")"
+  export CFG
+  [[ -x "$LOTO" ]] || {
+    echo "loto binary not found or not executable: $LOTO" >&2
+    return 1
+  }
+}
+
+common_teardown() {
+  [[ -n "${T:-}" && -f "$T/.bgpids" ]] || return 0
+  local pid
+  # SIGKILL every background process group we started (loto and its command).
+  while read -r pid; do
+    [[ -n "$pid" ]] || continue
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  done <"$T/.bgpids"
+  # Reap them so nothing lingers between tests.
+  while read -r pid; do
+    [[ -n "$pid" ]] || continue
+    wait "$pid" 2>/dev/null || true
+  done <"$T/.bgpids"
+  : >"$T/.bgpids"
+}
+
+setup() { common_setup; }
+teardown() { common_teardown; }
+
+# --- polling -----------------------------------------------------------------------------
+# wait_until TIMEOUT_S CMD...   (polls every 5 ms)
+wait_until() {
+  local timeout="$1"
+  shift
+  local deadline=$(($(now_us) + ${timeout%.*} * 1000000))
+  if [[ "$timeout" == *.* ]]; then
+    local frac="${timeout#*.}000000"
+    deadline=$((deadline + 10#${frac:0:6}))
+  fi
+  until "$@"; do
+    if (($(now_us) > deadline)); then
+      echo "wait_until: timed out after ${timeout}s waiting for: $*" >&2
+      return 1
+    fi
+    sleep 0.005
+  done
+}
+
+wait_for_file() {
+  wait_until "${2:-5}" test -e "$1" || {
+    echo "wait_for_file: $1 did not appear within ${2:-5}s" >&2
+    return 1
+  }
+}
+
+_has_lines() { [[ -f "$1" ]] && (($(wc -l <"$1") >= $2)); }
+wait_for_lines() { wait_until "${3:-5}" _has_lines "$1" "$2"; }
+
+# --- processes ---------------------------------------------------------------------------
+proc_gone() {
+  local state
+  [[ -r "/proc/$1/stat" ]] || return 0
+  state="$(awk '{ sub(/^.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null)" || return 0
+  [[ -z "$state" || "$state" == Z || "$state" == X ]]
+}
+
+# spawn [-n NAME] CMD...  -> $SPAWNED. Runs in a new session (setsid does not fork: the
+# background child of a non-interactive shell is never a group leader), so $SPAWNED is
+# also the process group id. fd 3 (bats' output) is closed so bats never hangs on it.
+spawn() {
+  local name=""
+  if [[ "${1:-}" == "-n" ]]; then
+    name="$2"
+    shift 2
+  fi
+  [[ -n "$name" ]] || name="bg.$RANDOM$RANDOM"
+  # setsid cannot run shell functions: expand the two wrappers.
+  case "$1" in
+  loto) set -- "$LOTO" "${@:2}" ;;
+  lotoc) set -- "$LOTO" --config "$CFG" "${@:2}" ;;
+  esac
+  setsid "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
+  SPAWNED=$!
+  echo "$SPAWNED" >>"$T/.bgpids"
+}
+
+# wait_exit PID [TIMEOUT_S]  -> $STATUS (exit status of a child of this shell).
+# Fails (STATUS=timeout) if it does not exit in time.
+wait_exit() {
+  local pid="$1" timeout="${2:-10}"
+  STATUS=""
+  if ! wait_until "$timeout" proc_gone "$pid"; then
+    STATUS=timeout
+    echo "wait_exit: pid $pid still running after ${timeout}s" >&2
+    return 1
+  fi
+  local rc=0
+  wait "$pid" || rc=$?
+  STATUS=$rc
+}
+
+# flock(1) probes that never create the file: open it read-only without O_CREAT, then
+# try LOCK_EX|LOCK_NB on that descriptor (99 = busy), and close it again at once.
+lock_probe() {
+  local fd rc=0
+  exec {fd}<"$1" || return 2
+  flock -n -E 99 "$fd" || rc=$?
+  exec {fd}<&-
+  return "$rc"
+}
+lock_is_held() {
+  local rc=0
+  lock_probe "$1" 2>/dev/null || rc=$?
+  ((rc == 99))
+}
+lock_is_free() { lock_probe "$1"; }
