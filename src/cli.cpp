@@ -73,11 +73,13 @@ cxxopts::Options make_parser() {
   parser.set_width(100);
   auto adder = parser.add_options();
   for (const auto& option : k_options) {
-    const std::string names = option.short_name != '\0'
-                                  ? std::string{option.short_name} + "," + std::string(option.long_name)
-                                  : std::string(option.long_name);
+    const std::string names = option.short_name != '\0' ? std::string{option.short_name} + "," +
+                                                              std::string(option.long_name)
+                                                        : std::string(option.long_name);
     if (option.takes_value) {
-      adder(names, std::string(option.help), cxxopts::value<std::string>(),
+      adder(names,
+            std::string(option.help),
+            cxxopts::value<std::string>(),
             std::string(option.value_name));
     } else {
       adder(names, std::string(option.help));
@@ -87,8 +89,9 @@ cxxopts::Options make_parser() {
 }
 
 int parse_exit_code(const std::string& text) {
-  const bool digits = !text.empty() && text.size() <= 3 &&
-                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const bool digits =
+      !text.empty() && text.size() <= 3 &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   const int value = digits ? std::stoi(text) : -1;
   if (value < 0 || value > 255) {
     usage_error("invalid conflict exit code " + quoted(text) + " (expected 0 to 255)");
@@ -102,8 +105,8 @@ SplitArgv split_argv(const std::vector<std::string>& args) {
   SplitArgv split;
   std::size_t i = 0;
   // The value of an option that takes one: inline (after an optional '=') or the next word.
-  const auto take_value = [&](const OptionSpec& option, std::string_view inline_value,
-                              bool has_inline) -> std::string {
+  const auto take_value =
+      [&](const OptionSpec& option, std::string_view inline_value, bool has_inline) -> std::string {
     if (has_inline) {
       return std::string(inline_value);
     }
@@ -137,9 +140,10 @@ SplitArgv split_argv(const std::vector<std::string>& args) {
         split.options.push_back(word);
         continue;
       }
-      const std::string value = take_value(
-          *option, eq == std::string::npos ? "" : std::string_view(word).substr(eq + 1),
-          eq != std::string::npos);
+      const std::string value =
+          take_value(*option,
+                     eq == std::string::npos ? "" : std::string_view(word).substr(eq + 1),
+                     eq != std::string::npos);
       split.options.push_back("--" + name + "=" + value);
       continue;
     }

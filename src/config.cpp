@@ -55,7 +55,8 @@ public:
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
-    config_error(position(m_file, mark) + ": aliases (*name) are not supported; write the value out");
+    config_error(position(m_file, mark) +
+                 ": aliases (*name) are not supported; write the value out");
   }
   void OnScalar(const YAML::Mark& /*mark*/,
                 const std::string& /*tag*/,
@@ -87,18 +88,21 @@ public:
     if (root.IsNull()) {
       return config; // only comments: nothing set
     }
-    for_each_entry(root, "the top level", {"lock_dir", "defaults", "logging", "resources"},
-                   [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
-                     if (key == "lock_dir") {
-                       config.lock_dir = read_path(value, "lock_dir");
-                     } else if (key == "defaults") {
-                       config.defaults = read_policy(value, "defaults", false, nullptr);
-                     } else if (key == "logging") {
-                       config.logging = read_logging(value);
-                     } else {
-                       read_resources(value, config.resources);
-                     }
-                   });
+    for_each_entry(
+        root,
+        "the top level",
+        {"lock_dir", "defaults", "logging", "resources"},
+        [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+          if (key == "lock_dir") {
+            config.lock_dir = read_path(value, "lock_dir");
+          } else if (key == "defaults") {
+            config.defaults = read_policy(value, "defaults", false, nullptr);
+          } else if (key == "logging") {
+            config.logging = read_logging(value);
+          } else {
+            read_resources(value, config.resources);
+          }
+        });
     return config;
   }
 
@@ -109,10 +113,11 @@ private:
 
   // Calls `handle` for each key of a mapping, rejecting non-mappings, duplicate keys and
   // keys not in `known` (with a suggestion). An empty `known` accepts any valid name.
-  void for_each_entry(const YAML::Node& map,
-                      const std::string& where,
-                      const std::vector<std::string>& known,
-                      const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& handle) {
+  void for_each_entry(
+      const YAML::Node& map,
+      const std::string& where,
+      const std::vector<std::string>& known,
+      const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& handle) {
     if (map.IsNull()) {
       return;
     }
@@ -145,8 +150,9 @@ private:
 
   Sourced<bool> read_bool(const YAML::Node& node, const std::string& key) const {
     std::string text = scalar(node, key);
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) {
+      return static_cast<char>(std::tolower(c));
+    });
     if (text == "true" || text == "yes" || text == "on") {
       return {true, origin_of(m_file, node)};
     }
@@ -160,19 +166,22 @@ private:
     const std::string text = scalar(node, key);
     const auto duration = parse_duration(text);
     if (!duration) {
-      fail(node, "invalid duration " + quoted(text) + " for " + quoted(key) +
-                     " (use seconds such as 5 or 0.5, or 250ms, 90s, 15m, 6h)");
+      fail(node,
+           "invalid duration " + quoted(text) + " for " + quoted(key) +
+               " (use seconds such as 5 or 0.5, or 250ms, 90s, 15m, 6h)");
     }
     return {*duration, origin_of(m_file, node)};
   }
 
   Sourced<int> read_exit_code(const YAML::Node& node, const std::string& key) const {
     const std::string text = scalar(node, key);
-    const bool digits = !text.empty() && text.size() <= 3 &&
-                        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits =
+        !text.empty() && text.size() <= 3 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
     const int value = digits ? std::stoi(text) : -1;
     if (value < 0 || value > 255) {
-      fail(node, "invalid exit code " + quoted(text) + " for " + quoted(key) + " (expected 0 to 255)");
+      fail(node,
+           "invalid exit code " + quoted(text) + " for " + quoted(key) + " (expected 0 to 255)");
     }
     return {value, origin_of(m_file, node)};
   }
@@ -194,8 +203,9 @@ private:
       for (const auto& choice : choices) {
         list += (list.empty() ? "" : ", ") + choice;
       }
-      fail(node, "invalid " + key + " " + quoted(text) + did_you_mean(text, choices) +
-                     " (one of: " + list + ")");
+      fail(node,
+           "invalid " + key + " " + quoted(text) + did_you_mean(text, choices) +
+               " (one of: " + list + ")");
     }
     return {text, origin_of(m_file, node)};
   }
@@ -209,52 +219,63 @@ private:
       known.insert(known.begin(), {"path", "description"});
     }
     PolicySettings policy;
-    for_each_entry(map, where, known, [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
-      if (key == "wait") {
-        policy.wait = read_bool(value, key);
-      } else if (key == "timeout") {
-        policy.timeout = read_duration(value, key);
-      } else if (key == "conflict_exit_code") {
-        policy.conflict_exit_code = read_exit_code(value, key);
-      } else if (key == "inherit_lock") {
-        policy.inherit_lock = read_bool(value, key);
-      } else if (key == "path") {
-        resource->path = read_path(value, key);
-      } else {
-        resource->description = scalar(value, key);
-      }
-    });
+    for_each_entry(
+        map,
+        where,
+        known,
+        [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+          if (key == "wait") {
+            policy.wait = read_bool(value, key);
+          } else if (key == "timeout") {
+            policy.timeout = read_duration(value, key);
+          } else if (key == "conflict_exit_code") {
+            policy.conflict_exit_code = read_exit_code(value, key);
+          } else if (key == "inherit_lock") {
+            policy.inherit_lock = read_bool(value, key);
+          } else if (key == "path") {
+            resource->path = read_path(value, key);
+          } else {
+            resource->description = scalar(value, key);
+          }
+        });
     return policy;
   }
 
   LoggingSettings read_logging(const YAML::Node& map) {
     LoggingSettings logging;
-    for_each_entry(map, "logging", {"syslog", "facility", "ident", "level"},
-                   [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
-                     if (key == "syslog") {
-                       logging.syslog = read_bool(value, key);
-                     } else if (key == "facility") {
-                       logging.facility = read_choice(value, key, syslog_facilities());
-                     } else if (key == "level") {
-                       logging.level = read_choice(value, key, log_levels());
-                     } else {
-                       const std::string ident = scalar(value, key);
-                       if (!is_valid_resource_name(ident) || ident.size() > 32) {
-                         fail(value, "invalid ident " + quoted(ident) +
-                                         " (1 to 32 letters, digits, '.', '_' or '-')");
-                       }
-                       logging.ident = Sourced<std::string>{ident, origin_of(m_file, value)};
-                     }
-                   });
+    for_each_entry(
+        map,
+        "logging",
+        {"syslog", "facility", "ident", "level"},
+        [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+          if (key == "syslog") {
+            logging.syslog = read_bool(value, key);
+          } else if (key == "facility") {
+            logging.facility = read_choice(value, key, syslog_facilities());
+          } else if (key == "level") {
+            logging.level = read_choice(value, key, log_levels());
+          } else {
+            const std::string ident = scalar(value, key);
+            if (!is_valid_resource_name(ident) || ident.size() > 32) {
+              fail(value,
+                   "invalid ident " + quoted(ident) +
+                       " (1 to 32 letters, digits, '.', '_' or '-')");
+            }
+            logging.ident = Sourced<std::string>{ident, origin_of(m_file, value)};
+          }
+        });
     return logging;
   }
 
   void read_resources(const YAML::Node& map, std::map<std::string, ResourceConfig>& resources) {
-    for_each_entry(map, "resources", {},
+    for_each_entry(map,
+                   "resources",
+                   {},
                    [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
                      if (!is_valid_resource_name(name)) {
-                       fail(key, "invalid resource name " + quoted(name) +
-                                     " (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -)");
+                       fail(key,
+                            "invalid resource name " + quoted(name) +
+                                " (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -)");
                      }
                      ResourceConfig resource;
                      resource.origin = origin_of(m_file, key);
@@ -272,7 +293,8 @@ std::string text_position(std::string_view text, std::size_t offset) {
   const std::string_view before = text.substr(0, offset);
   const auto line = std::count(before.begin(), before.end(), '\n') + 1;
   const auto line_start = before.rfind('\n');
-  const std::size_t column = line_start == std::string_view::npos ? offset + 1 : offset - line_start;
+  const std::size_t column =
+      line_start == std::string_view::npos ? offset + 1 : offset - line_start;
   return std::to_string(line) + ":" + std::to_string(column);
 }
 
@@ -293,9 +315,18 @@ void override_policy(PolicySettings& base, PolicySettings& later) {
 } // namespace
 
 const std::vector<std::string>& syslog_facilities() {
-  static const std::vector<std::string> names{
-      "user",   "daemon", "cron",   "authpriv", "local0", "local1",
-      "local2", "local3", "local4", "local5",   "local6", "local7"};
+  static const std::vector<std::string> names{"user",
+                                              "daemon",
+                                              "cron",
+                                              "authpriv",
+                                              "local0",
+                                              "local1",
+                                              "local2",
+                                              "local3",
+                                              "local4",
+                                              "local5",
+                                              "local6",
+                                              "local7"};
   return names;
 }
 
@@ -306,12 +337,15 @@ const std::vector<std::string>& log_levels() {
 
 Config parse_config(std::string_view text, const std::string& file_name) {
   if (const auto bad = find_invalid_utf8(text)) {
-    config_error(file_name + ":" + text_position(text, *bad) + ": invalid UTF-8; save the file as UTF-8");
+    config_error(file_name + ":" + text_position(text, *bad) +
+                 ": invalid UTF-8; save the file as UTF-8");
   }
   if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
     config_error(file_name + ":" + text_position(text, nul) + ": NUL byte in the file");
   }
-  if (std::all_of(text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; })) {
+  if (std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isspace(static_cast<unsigned char>(c)) != 0;
+      })) {
     config_error(file_name + ": the file is empty; add settings, a comment, or remove the file");
   }
   try {
@@ -376,7 +410,8 @@ std::string read_trusted_file(const std::string& path) {
                  "; it must be owned by root or by uid " + std::to_string(::getuid()));
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    config_error("config file " + name + " is writable by group or others; run: chmod go-w " + name);
+    config_error("config file " + name + " is writable by group or others; run: chmod go-w " +
+                 name);
   }
   if (static_cast<std::size_t>(st.st_size) > k_max_config_size) {
     config_error("config file " + name + " is too large (" + std::to_string(st.st_size) +
@@ -423,7 +458,8 @@ Config load_config(const ConfigSource& source) {
     if (errno == ENOENT || errno == ENOTDIR) {
       return config;
     }
-    config_error("cannot read drop-in directory " + quoted(drop_in_dir) + ": " + std::strerror(errno));
+    config_error("cannot read drop-in directory " + quoted(drop_in_dir) + ": " +
+                 std::strerror(errno));
   }
   std::vector<std::string> names;
   while (const dirent* entry = ::readdir(dir)) {

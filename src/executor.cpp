@@ -29,7 +29,8 @@ std::string describe_holder(const std::optional<LockHolder>& holder) {
     return "";
   }
   if (holder->command.empty()) {
-    return ", held by pid " + std::to_string(holder->pid) + " (exited; a process it started holds the lock)";
+    return ", held by pid " + std::to_string(holder->pid) +
+           " (exited; a process it started holds the lock)";
   }
   return ", held by pid " + std::to_string(holder->pid) + ": " + holder->command;
 }
@@ -59,7 +60,8 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
     WaitSession session(plan.wait_limit, baseline);
     for (const auto& target : plan.locks) {
       session.on_wait_start([&] {
-        log.progress("waiting for " + describe(target) + describe_holder(backend.find_holder(target)));
+        log.progress("waiting for " + describe(target) +
+                     describe_holder(backend.find_holder(target)));
       });
       AcquireResult result = backend.acquire(target, session);
       if (result.status == AcquireStatus::acquired) {
@@ -70,10 +72,13 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
       const std::string elapsed_ms = std::to_string(session.elapsed().count());
       if (result.status == AcquireStatus::interrupted) {
         const int signal = session.interrupt_signal();
-        log.notice("interrupted by " + signal_name(signal) + " while waiting for " + describe(target) +
-                   "; the command was not run");
-        log.audit(Log::Severity::warning, "interrupted",
-                  {{"resource", target.name}, {"lock", target.path}, {"signal", signal_name(signal)},
+        log.notice("interrupted by " + signal_name(signal) + " while waiting for " +
+                   describe(target) + "; the command was not run");
+        log.audit(Log::Severity::warning,
+                  "interrupted",
+                  {{"resource", target.name},
+                   {"lock", target.path},
+                   {"signal", signal_name(signal)},
                    {"waited_ms", elapsed_ms}});
         return exit_code::signal_base + signal;
       }
@@ -98,17 +103,24 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
     waited = session.elapsed();
     if (const int signal = session.interrupt_signal(); signal != 0) {
       held.clear();
-      log.notice("interrupted by " + signal_name(signal) + " while taking the lock; the command was not run");
-      log.audit(Log::Severity::warning, "interrupted",
-                {{"resource", joined_names(plan)}, {"lock", joined_paths(plan)}, {"signal", signal_name(signal)}});
+      log.notice("interrupted by " + signal_name(signal) +
+                 " while taking the lock; the command was not run");
+      log.audit(Log::Severity::warning,
+                "interrupted",
+                {{"resource", joined_names(plan)},
+                 {"lock", joined_paths(plan)},
+                 {"signal", signal_name(signal)}});
       return exit_code::signal_base + signal;
     }
   }
 
-  log.progress("acquired " + (plan.locks.size() == 1 ? describe(plan.locks.front()) : joined_names(plan)) +
+  log.progress("acquired " +
+               (plan.locks.size() == 1 ? describe(plan.locks.front()) : joined_names(plan)) +
                " after " + std::to_string(waited.count()) + " ms");
-  log.audit(Log::Severity::info, "acquired",
-            {{"resource", joined_names(plan)}, {"lock", joined_paths(plan)},
+  log.audit(Log::Severity::info,
+            "acquired",
+            {{"resource", joined_names(plan)},
+             {"lock", joined_paths(plan)},
              {"waited_ms", std::to_string(waited.count())}});
 
   // With inherit_lock, the command's processes share the lock descriptors, so no process
@@ -128,15 +140,17 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
       });
 
   const std::string held_ms = milliseconds_since(held_since);
-  Fields fields{{"resource", joined_names(plan)}, {"lock", joined_paths(plan)},
-                {"status", std::to_string(outcome.exit_status)}, {"held_ms", held_ms}};
+  Fields fields{{"resource", joined_names(plan)},
+                {"lock", joined_paths(plan)},
+                {"status", std::to_string(outcome.exit_status)},
+                {"held_ms", held_ms}};
   if (outcome.signal != 0) {
     fields.emplace_back("signal", signal_name(outcome.signal));
     log.progress("command killed by " + signal_name(outcome.signal) + " after " + held_ms +
                  " ms; exit status " + std::to_string(outcome.exit_status));
   } else {
-    log.progress("command exited with status " + std::to_string(outcome.exit_status) + "; lock held for " +
-                 held_ms + " ms");
+    log.progress("command exited with status " + std::to_string(outcome.exit_status) +
+                 "; lock held for " + held_ms + " ms");
   }
   log.audit(Log::Severity::info, "finished", fields);
   return outcome.exit_status;

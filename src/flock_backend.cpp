@@ -93,8 +93,10 @@ std::string type_name(mode_t mode) {
   return "not a regular file";
 }
 
-[[noreturn]] void refuse(const std::string& path, const std::string& reason, const std::string& advice) {
-  throw Error(exit_code::unsafe, "refusing lock file " + quoted(path) + ": " + reason + "; " + advice);
+[[noreturn]] void
+refuse(const std::string& path, const std::string& reason, const std::string& advice) {
+  throw Error(exit_code::unsafe,
+              "refusing lock file " + quoted(path) + ": " + reason + "; " + advice);
 }
 
 [[noreturn]] void cannot_open(const std::string& what, const std::string& path, int error) {
@@ -118,11 +120,13 @@ void check_directory(int dir_fd, const std::string& dir, const std::string& path
     return;
   }
   if (st.st_uid != 0) {
-    refuse(path, "its directory " + quoted(dir) + " is owned by uid " + std::to_string(st.st_uid),
+    refuse(path,
+           "its directory " + quoted(dir) + " is owned by uid " + std::to_string(st.st_uid),
            "root only locks in directories that root owns");
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
-    refuse(path, "its directory " + quoted(dir) + " is writable by others and not sticky",
+    refuse(path,
+           "its directory " + quoted(dir) + " is writable by others and not sticky",
            "use a directory like /run/lock (mode 1777) or one only root can write");
   }
 }
@@ -145,8 +149,8 @@ Fd open_lock_file(int dir_fd, const std::string& name, const std::string& path, 
       if (!S_ISREG(before.st_mode)) {
         refuse(path, "it is " + type_name(before.st_mode), "remove it or choose another path");
       }
-      const int fd = ::openat(dir_fd, name.c_str(),
-                              access_mode | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+      const int fd = ::openat(
+          dir_fd, name.c_str(), access_mode | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
       if (fd < 0 && errno == ENOENT) {
         continue; // removed meanwhile: create it
       }
@@ -161,9 +165,11 @@ Fd open_lock_file(int dir_fd, const std::string& name, const std::string& path, 
     if (errno != ENOENT) {
       cannot_open("inspect lock file", path, errno);
     }
-    const int fd = ::openat(dir_fd, name.c_str(),
-                            access_mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
-                            k_lock_file_mode);
+    const int fd =
+        ::openat(dir_fd,
+                 name.c_str(),
+                 access_mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                 k_lock_file_mode);
     if (fd >= 0) {
       // The umask must not decide who can open the lock file.
       if (::fchmod(fd, k_lock_file_mode) != 0) {
@@ -191,11 +197,13 @@ void check_lock_file(int fd, int dir_fd, const std::string& path) {
     refuse(path, "it is " + type_name(st.st_mode), "remove it or choose another path");
   }
   if (st.st_nlink > 1) {
-    refuse(path, "it has " + std::to_string(st.st_nlink) + " hard links",
+    refuse(path,
+           "it has " + std::to_string(st.st_nlink) + " hard links",
            "remove it; a hard link may point at another user's file");
   }
   if (is_shared_directory(dir_fd) && st.st_uid != ::geteuid() && st.st_uid != 0) {
-    refuse(path, "it is owned by uid " + std::to_string(st.st_uid) + " in a shared directory",
+    refuse(path,
+           "it is owned by uid " + std::to_string(st.st_uid) + " in a shared directory",
            "remove it, or use a lock path in a directory others cannot write");
   }
 }
@@ -248,7 +256,8 @@ public:
       }
       // Replaced while we waited: start over on the file the path names now.
     }
-    refuse(target.path, "it keeps being replaced while loto waits", "find out what is replacing it");
+    refuse(
+        target.path, "it keeps being replaced while loto waits", "find out what is replacing it");
   }
 
   std::optional<LockHolder> find_holder(const LockTarget& target) const override {
@@ -285,8 +294,8 @@ public:
 private:
   // Tries once; if busy and waiting is allowed, blocks in the kernel (no polling) until
   // the lock is granted, the deadline passes or a signal asks loto to stop.
-  static AcquireStatus lock(Fd& fd, int dir_fd, const std::string& name, const std::string& path,
-                            WaitControl& wait) {
+  static AcquireStatus
+  lock(Fd& fd, int dir_fd, const std::string& name, const std::string& path, WaitControl& wait) {
     bool reopened_for_nfs = false;
     for (;;) {
       if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {

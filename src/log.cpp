@@ -24,11 +24,18 @@ namespace loto {
 namespace {
 
 int facility_code(const std::string& name) {
-  static const std::map<std::string, int> codes{
-      {"user", LOG_USER},     {"daemon", LOG_DAEMON}, {"cron", LOG_CRON},
-      {"authpriv", LOG_AUTHPRIV}, {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},
-      {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
-      {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+  static const std::map<std::string, int> codes{{"user", LOG_USER},
+                                                {"daemon", LOG_DAEMON},
+                                                {"cron", LOG_CRON},
+                                                {"authpriv", LOG_AUTHPRIV},
+                                                {"local0", LOG_LOCAL0},
+                                                {"local1", LOG_LOCAL1},
+                                                {"local2", LOG_LOCAL2},
+                                                {"local3", LOG_LOCAL3},
+                                                {"local4", LOG_LOCAL4},
+                                                {"local5", LOG_LOCAL5},
+                                                {"local6", LOG_LOCAL6},
+                                                {"local7", LOG_LOCAL7}};
   const auto it = codes.find(name);
   return it == codes.end() ? LOG_USER : it->second;
 }
@@ -128,8 +135,8 @@ private:
 };
 
 std::unique_ptr<spdlog::logger> make_stderr_logger(const LogPlan& plan) {
-  auto logger = std::make_unique<spdlog::logger>(
-      "stderr", std::make_shared<spdlog::sinks::stderr_sink_st>());
+  auto logger =
+      std::make_unique<spdlog::logger>("stderr", std::make_shared<spdlog::sinks::stderr_sink_st>());
   logger->set_pattern("loto: %v");
   if (plan.quiet) {
     logger->set_level(spdlog::level::err);

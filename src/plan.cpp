@@ -64,7 +64,8 @@ std::string canonical_lock_path(const std::string& path) {
 
 } // namespace
 
-ConfigSource choose_config_source(const CliOptions& cli, const std::vector<std::string>& environment) {
+ConfigSource choose_config_source(const CliOptions& cli,
+                                  const std::vector<std::string>& environment) {
   if (cli.config_path) {
     return {*cli.config_path, true};
   }
@@ -76,7 +77,9 @@ ConfigSource choose_config_source(const CliOptions& cli, const std::vector<std::
   return {k_default_config_path, false};
 }
 
-Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<std::string>& environment) {
+Plan make_plan(const CliOptions& cli,
+               const Config& config,
+               const std::vector<std::string>& environment) {
   Plan plan;
   plan.action = cli.action;
   plan.command = cli.command;
@@ -110,16 +113,18 @@ Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<st
   for (const auto& value : cli.locks) {
     if (value.find('/') != std::string::npos) {
       if (const auto problem = path_problem(value)) {
-        throw Error(exit_code::usage, "invalid lock path " + quoted(value) + ": it " + *problem +
-                                          " (use an absolute path, or a resource name)");
+        throw Error(exit_code::usage,
+                    "invalid lock path " + quoted(value) + ": it " + *problem +
+                        " (use an absolute path, or a resource name)");
       }
       locks.push_back({value, value});
       continue;
     }
     if (!is_valid_resource_name(value)) {
-      throw Error(exit_code::usage,
-                  "invalid resource name " + quoted(value) +
-                      " (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -; paths contain '/')");
+      throw Error(
+          exit_code::usage,
+          "invalid resource name " + quoted(value) +
+              " (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -; paths contain '/')");
     }
     const auto it = resources.find(value);
     if (it == resources.end()) {
@@ -127,9 +132,11 @@ Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<st
       for (const auto& name : resource_names) {
         known += (known.empty() ? "" : ", ") + name;
       }
-      throw Error(exit_code::usage, "unknown resource " + quoted(value) + did_you_mean(value, resource_names) +
-                                        " (known: " + known + "; define it in " +
-                                        (plan.config_files.empty() ? k_default_config_path : plan.config_files) + ")");
+      throw Error(exit_code::usage,
+                  "unknown resource " + quoted(value) + did_you_mean(value, resource_names) +
+                      " (known: " + known + "; define it in " +
+                      (plan.config_files.empty() ? k_default_config_path : plan.config_files) +
+                      ")");
     }
     if (first_resource == nullptr) {
       first_resource = &it->second;
@@ -142,8 +149,9 @@ Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<st
   for (auto& lock : locks) {
     ordered.emplace_back(canonical_lock_path(lock.path), std::move(lock));
   }
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first;
+  });
   for (std::size_t i = 0; i < ordered.size(); ++i) {
     if (i == 0 || ordered[i].first != ordered[i - 1].first) {
       plan.locks.push_back(std::move(ordered[i].second));
@@ -227,9 +235,12 @@ Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<st
         resource_timeout.value = policy->timeout->value;
       }
     }
-    plan.resources.push_back({name, resource_path(name, resource),
-                              describe_wait(wait_limit(resource_wait.value, resource_timeout.value)),
-                              resource.description, resource.origin});
+    plan.resources.push_back(
+        {name,
+         resource_path(name, resource),
+         describe_wait(wait_limit(resource_wait.value, resource_timeout.value)),
+         resource.description,
+         resource.origin});
   }
 
   // The command's environment: the caller's, with loto's own variables replaced.

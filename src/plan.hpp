@@ -58,12 +58,15 @@ struct Plan {
 };
 
 // Which config file to read: --config, else LOTO_CONFIG, else the system file.
-ConfigSource choose_config_source(const CliOptions& cli, const std::vector<std::string>& environment);
+ConfigSource choose_config_source(const CliOptions& cli,
+                                  const std::vector<std::string>& environment);
 
 // Merges built-in defaults, `defaults:`, the resource's own settings and the command line,
 // in that priority order, and validates the result. `environment` is the caller's
 // environment (NAME=VALUE); the command gets it plus LOTO_RESOURCE and LOTO_LOCKFILE.
 // Throws Error(usage) for unknown or invalid resources.
-Plan make_plan(const CliOptions& cli, const Config& config, const std::vector<std::string>& environment);
+Plan make_plan(const CliOptions& cli,
+               const Config& config,
+               const std::vector<std::string>& environment);
 
 } // namespace loto

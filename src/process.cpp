@@ -26,8 +26,8 @@ timer_t g_timer{};
 
 constexpr long k_refire_ns = 10'000'000; // 10 ms: re-fire period after the deadline
 constexpr std::array<int, 3> k_stop_signals{SIGINT, SIGTERM, SIGHUP};
-constexpr std::array<int, 7> k_supervised_signals{SIGCHLD, SIGTERM, SIGHUP, SIGUSR1,
-                                                  SIGUSR2, SIGINT,  SIGQUIT};
+constexpr std::array<int, 7> k_supervised_signals{
+    SIGCHLD, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT};
 
 extern "C" void on_stop_signal(int signal) {
   g_interrupt_signal = signal;
@@ -52,7 +52,8 @@ bool is_ignored(const SignalBaseline& baseline, int signal) {
 }
 
 timespec to_timespec(std::chrono::steady_clock::time_point point) {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(point.time_since_epoch()).count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(point.time_since_epoch()).count();
   return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
 }
 
@@ -90,7 +91,8 @@ SignalBaseline capture_signal_baseline() {
 
 std::string signal_name(int signal) {
   const char* abbreviation = ::sigabbrev_np(signal);
-  return abbreviation != nullptr ? std::string("SIG") + abbreviation : "signal " + std::to_string(signal);
+  return abbreviation != nullptr ? std::string("SIG") + abbreviation
+                                 : "signal " + std::to_string(signal);
 }
 
 WaitSession::WaitSession(std::optional<Duration> limit, const SignalBaseline& baseline)
@@ -215,8 +217,8 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
     }
   }
   pid_t pid = -1;
-  const int error = ::posix_spawnp(&pid, child_argv[0], nullptr, &attributes, child_argv.data(),
-                                   child_env.data());
+  const int error = ::posix_spawnp(
+      &pid, child_argv[0], nullptr, &attributes, child_argv.data(), child_env.data());
   posix_spawnattr_destroy(&attributes);
   for (const int fd : inherit_fds) {
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);

@@ -22,8 +22,8 @@ void ensure_standard_fds();
 
 // The signal state loto was started with; the command gets it back.
 struct SignalBaseline {
-  sigset_t mask{};          // the inherited blocked set, restored in the command
-  sigset_t ignored{};       // signals inherited as SIG_IGN (nohup, "cmd &"): left alone
+  sigset_t mask{};    // the inherited blocked set, restored in the command
+  sigset_t ignored{}; // signals inherited as SIG_IGN (nohup, "cmd &"): left alone
 };
 
 // Records the inherited state. If SIGCHLD was ignored, resets it to the default so the

@@ -9,8 +9,8 @@ namespace loto {
 
 void print_check(const Plan& plan, std::ostream& out) {
   out << "configuration OK: "
-      << (plan.config_files.empty() ? "no config file, built-in defaults" : plan.config_files) << " ("
-      << plan.resources.size() << " resources)\n";
+      << (plan.config_files.empty() ? "no config file, built-in defaults" : plan.config_files)
+      << " (" << plan.resources.size() << " resources)\n";
 }
 
 void print_settings(const Plan& plan, std::ostream& out) {
@@ -28,7 +28,9 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
     path_width = std::max(path_width, escape(resource.path).size());
     policy_width = std::max(policy_width, resource.policy.size());
   }
-  const auto row = [&](const std::string& name, const std::string& path, const std::string& policy,
+  const auto row = [&](const std::string& name,
+                       const std::string& path,
+                       const std::string& policy,
                        const std::string& state) {
     out << std::left << std::setw(static_cast<int>(name_width)) << name << "  "
         << std::setw(static_cast<int>(path_width)) << path << "  "

@@ -141,7 +141,8 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
 std::optional<std::string> closest_match(std::string_view word,
                                          const std::vector<std::string>& candidates) {
   // Like ninja: allow up to 3 edits, but never more than the word has letters.
-  const std::size_t max_distance = std::min<std::size_t>(3, std::max<std::size_t>(1, word.size() / 2));
+  const std::size_t max_distance =
+      std::min<std::size_t>(3, std::max<std::size_t>(1, word.size() / 2));
   std::optional<std::string> best;
   std::size_t best_distance = max_distance + 1;
   for (const auto& candidate : candidates) {
@@ -165,8 +166,8 @@ namespace loto {
 
 bool is_valid_resource_name(std::string_view name) {
   const auto allowed = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   };
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), allowed) &&
          name[0] != '.' && name[0] != '_' && name[0] != '-';
