@@ -51,7 +51,9 @@ class EventScreen : public YAML::EventHandler {
 public:
   explicit EventScreen(const std::string& file) : m_file(file) {}
 
-  void OnDocumentStart(const YAML::Mark& /*mark*/) override {}
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    m_document_start = mark;
+  }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
@@ -73,8 +75,14 @@ public:
                   YAML::EmitterStyle::value /*style*/) override {}
   void OnMapEnd() override {}
 
+  // Where the latest document began: the position to report for a second document.
+  const YAML::Mark& document_start() const {
+    return m_document_start;
+  }
+
 private:
   const std::string& m_file;
+  YAML::Mark m_document_start = YAML::Mark::null_mark();
 };
 
 // Walks the parsed tree of one file, checking every key and value.
@@ -355,7 +363,8 @@ Config parse_config(std::string_view text, const std::string& file_name) {
     int documents = 0;
     while (parser.HandleNextDocument(screen)) {
       if (++documents > 1) {
-        config_error(file_name + ": several YAML documents ('---'); keep one document per file");
+        config_error(position(file_name, screen.document_start()) +
+                     ": a second YAML document; keep one document per file");
       }
     }
     const YAML::Node root = YAML::Load(std::string(text));

@@ -150,6 +150,20 @@ std::unique_ptr<spdlog::logger> make_stderr_logger(const LogPlan& plan) {
   return logger;
 }
 
+// Cuts a record to k_max_record bytes with a visible mark, never inside a UTF-8 sequence.
+std::string capped(std::string record) {
+  const std::string mark = k_truncation_mark;
+  if (record.size() > k_max_record) {
+    std::size_t cut = k_max_record - mark.size();
+    while (cut > 0 && (static_cast<unsigned char>(record[cut]) & 0xC0U) == 0x80) {
+      --cut;
+    }
+    record.resize(cut);
+    record += mark;
+  }
+  return record;
+}
+
 std::string user_name() {
   const uid_t uid = ::getuid();
   std::array<char, 1024> buffer{};
@@ -183,17 +197,7 @@ std::string format_record(const std::string& event, const Fields& fields) {
     }
     record += " " + key + "=" + escaped;
   }
-  const std::string mark = k_truncation_mark;
-  if (record.size() > k_max_record) {
-    std::size_t cut = k_max_record - mark.size();
-    // Never split a UTF-8 sequence.
-    while (cut > 0 && (static_cast<unsigned char>(record[cut]) & 0xC0U) == 0x80) {
-      --cut;
-    }
-    record.resize(cut);
-    record += mark;
-  }
-  return record;
+  return capped(std::move(record));
 }
 
 Log::Log() : m_stderr(make_stderr_logger(m_plan)) {
@@ -201,7 +205,7 @@ Log::Log() : m_stderr(make_stderr_logger(m_plan)) {
 }
 
 Log::Log(const LogPlan& plan, const std::vector<std::string>& command)
-    : m_plan(plan), m_command(join_command(command)), m_stderr(make_stderr_logger(plan)) {
+    : m_plan(plan), m_command(join_command(command, false)), m_stderr(make_stderr_logger(plan)) {
   if (plan.syslog) {
     // Always an explicit ident: an empty one would make glibc-style code fall back to
     // argv[0] (the CVE-2023-6246 pattern); ours never reads argv[0].
@@ -226,7 +230,8 @@ void Log::notice(const std::string& message) {
 void Log::progress(const std::string& message) {
   m_stderr->info("{}", message);
   if (m_syslog && m_plan.verbosity > 0) {
-    m_syslog->info("{}", escape(message));
+    // Messages are built from escaped parts already; only the length needs a cap.
+    m_syslog->info("{}", capped(message));
   }
 }
 

@@ -111,7 +111,7 @@ std::string quoted(std::string_view text) {
   return "'" + escape(text) + "'";
 }
 
-std::string join_command(const std::vector<std::string>& argv) {
+std::string join_command(const std::vector<std::string>& argv, bool escape_words) {
   std::string out;
   for (const auto& word : argv) {
     if (!out.empty()) {
@@ -121,7 +121,11 @@ std::string join_command(const std::vector<std::string>& argv) {
       const auto u = static_cast<unsigned char>(c);
       return u > 0x20 && u < 0x7F && c != '\'' && c != '"' && c != '\\';
     });
-    out += plain ? escape(word) : quoted(word);
+    if (plain) {
+      out += word;
+    } else {
+      out += escape_words ? quoted(word) : "'" + word + "'";
+    }
   }
   return out;
 }
