@@ -13,13 +13,22 @@
 #   wait_for_file PATH [TIMEOUT_S]            poll until PATH exists (default 5 s)
 #   wait_for_lines PATH N [TIMEOUT_S]         poll until PATH has >= N lines
 #   wait_until TIMEOUT_S CMD...               poll until CMD succeeds
-#   now_ms / now_us                           fork-free clock (bash $EPOCHREALTIME)
+#   now_ms / now_us                           fork-free clock (bash $EPOCHREALTIME; the
+#                                             wall clock: compare stamps as intervals only)
+#   $STAMP_SNIPPET   bash code printing now in ms, for scripts loto runs:
+#                    bash -c "$STAMP_SNIPPET"' >"$T/start"'
+#   $PY              /usr/bin/python3 (fast start, no pyenv shim)
 #   spawn [-n NAME] CMD...   start CMD in the background, in its own session/process
 #                            group; stdout/stderr -> $T/NAME.out / $T/NAME.err;
 #                            sets $SPAWNED to its pid; teardown kills the whole group
 #   wait_exit PID [TIMEOUT_S]  wait (bounded) for a spawned child; sets $STATUS
 #   lock_is_held PATH / lock_is_free PATH     probe with flock(1) -n
 #   proc_gone PID            true when PID no longer runs (gone or zombie)
+#   hold_lock PATH [NAME] / release_lock      a flock(1) holder in the background ($HOLDER)
+#   lock_waiters PATH / wait_for_waiters PATH [N] [TIMEOUT_S]
+#                            processes blocked in flock() on PATH (from /proc/locks):
+#                            synchronise on "loto is now waiting" without sleeping
+#   not CMD...               succeeds when CMD fails (`! CMD` never fails a bats test)
 #
 # setup()/teardown() default to common_setup/common_teardown; a file that needs its own
 # setup should call them.
@@ -158,15 +167,18 @@ wait_for_lines() { wait_until "${3:-5}" _has_lines "$1" "$2"; }
 
 # --- processes ---------------------------------------------------------------------------
 proc_gone() {
-  local state
-  [[ -r "/proc/$1/stat" ]] || return 0
-  state="$(awk '{ sub(/^.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null)" || return 0
-  [[ -z "$state" || "$state" == Z || "$state" == X ]]
+  # fork-free: /proc/PID/stat is "pid (comm) S ..."; gone or zombie counts as gone
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" == Z || "${stat:0:1}" == X ]]
 }
 
 # spawn [-n NAME] CMD...  -> $SPAWNED. Runs in a new session (setsid does not fork: the
 # background child of a non-interactive shell is never a group leader), so $SPAWNED is
 # also the process group id. fd 3 (bats' output) is closed so bats never hangs on it.
+# SIGINT/SIGQUIT are reset to default (bash makes them ignored in background jobs), so
+# the process starts like one launched from a terminal.
 spawn() {
   local name=""
   if [[ "${1:-}" == "-n" ]]; then
@@ -179,7 +191,7 @@ spawn() {
   loto) set -- "$LOTO" "${@:2}" ;;
   lotoc) set -- "$LOTO" --config "$CFG" "${@:2}" ;;
   esac
-  setsid "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
+  setsid env --default-signal=INT,QUIT "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
   SPAWNED=$!
   echo "$SPAWNED" >>"$T/.bgpids"
 }
@@ -214,3 +226,44 @@ lock_is_held() {
   ((rc == 99))
 }
 lock_is_free() { lock_probe "$1"; }
+
+# hold_lock PATH [NAME]: flock(1) takes PATH (creating it if absent) and keeps it until
+# teardown or release_lock; returns once the lock is held. Sets $HOLDER (pid = pgid).
+hold_lock() {
+  local path="$1" name="${2:-holder}"
+  rm -f "$T/$name.ready"
+  spawn -n "$name" flock -x "$path" sh -c 'touch "$1"; exec sleep 60' sh "$T/$name.ready"
+  HOLDER=$SPAWNED
+  wait_for_file "$T/$name.ready"
+}
+# release_lock [PID]: ends a holder started by hold_lock (its whole process group).
+release_lock() {
+  local pid="${1:-$HOLDER}"
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# lock_waiters PATH: how many processes are blocked in flock() on PATH's inode
+# (/proc/locks lines with "->").
+lock_waiters() {
+  local ino
+  ino="$(stat -c %i "$1" 2>/dev/null)" || {
+    echo 0
+    return
+  }
+  awk -v ino="$ino" '$2 == "->" && $3 == "FLOCK" { n = split($7, a, ":"); if (a[n] == ino) c++ }
+    END { print c + 0 }' /proc/locks
+}
+_has_waiters() { (($(lock_waiters "$1") >= ${2:-1})); }
+# wait_for_waiters PATH [N] [TIMEOUT_S]: until N processes are blocked on PATH.
+wait_for_waiters() { wait_until "${3:-5}" _has_waiters "$1" "${2:-1}"; }
+
+# not CMD...: succeeds when CMD fails. Use it instead of `! CMD`, which never fails a
+# bats test (bash's errexit ignores negated commands).
+not() {
+  if "$@"; then
+    echo "not: this unexpectedly succeeded: $*" >&2
+    return 1
+  fi
+  return 0
+}
