@@ -56,6 +56,16 @@ std::string joined_paths(const Plan& plan) {
 int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
   std::vector<std::unique_ptr<HeldLock>> held;
   std::chrono::milliseconds waited{};
+  log.debug("configuration: " +
+            (plan.config_files.empty() ? "built-in defaults" : plan.config_files));
+  std::string wait_text = "as long as it takes";
+  if (plan.wait_limit) {
+    wait_text =
+        *plan.wait_limit == Duration::zero() ? "no" : "up to " + format_duration(*plan.wait_limit);
+  }
+  log.debug("wait: " + wait_text + "; conflict exit code " +
+            std::to_string(plan.conflict_exit_code) +
+            "; lock passed to the command: " + (plan.inherit_lock ? "yes" : "no"));
   {
     WaitSession session(plan.wait_limit, baseline);
     for (const auto& target : plan.locks) {
@@ -63,6 +73,7 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
         log.progress("waiting for " + describe(target) +
                      describe_holder(backend.find_holder(target)));
       });
+      log.debug("locking " + describe(target));
       AcquireResult result = backend.acquire(target, session);
       if (result.status == AcquireStatus::acquired) {
         held.push_back(std::move(result.lock));

@@ -273,10 +273,11 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
       }
       continue;
     }
-    // A terminal's Ctrl-C or Ctrl-\ already reached the command through the process
-    // group; only a signal sent to loto itself is passed on.
-    const bool from_terminal = info.si_code != SI_USER && info.si_code != SI_QUEUE;
-    if ((signal == SIGINT || signal == SIGQUIT) && from_terminal) {
+    // SIGINT and SIGQUIT come from a terminal's Ctrl-C and Ctrl-\, which reach the
+    // whole foreground process group, the command included. A kill aimed at the group
+    // looks the same to loto as one aimed at it alone, so loto passes neither on (as
+    // system(3) does) and keeps waiting: the command never gets a second copy.
+    if (signal == SIGINT || signal == SIGQUIT) {
       continue;
     }
     // The child is not reaped yet, so its pid cannot have been reused.

@@ -203,7 +203,6 @@ probe_cmd=(sh -c 'printf "%s " "$LOTO_LOCKFILE"; flock -n -E 99 "$LOTO_LOCKFILE"
 }
 
 # CONTRACT (Command line): "-vv adds debug detail". Written to the contract.
-# KNOWN FAILURE at df77779: Log::debug() is never called, so -vv prints exactly what -v does.
 @test "-vv prints more than -v (debug detail)" {
   run --separate-stderr lotoc -v -L "$T/l" true
   local v_lines
