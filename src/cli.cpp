@@ -88,17 +88,6 @@ cxxopts::Options make_parser() {
   return parser;
 }
 
-int parse_exit_code(const std::string& text) {
-  const bool digits =
-      !text.empty() && text.size() <= 3 &&
-      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  const int value = digits ? std::stoi(text) : -1;
-  if (value < 0 || value > 255) {
-    usage_error("invalid conflict exit code " + quoted(text) + " (expected 0 to 255)");
-  }
-  return value;
-}
-
 } // namespace
 
 SplitArgv split_argv(const std::vector<std::string>& args) {
@@ -207,6 +196,9 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       }
     } else if (key == "conflict-exit-code") {
       options.conflict_exit_code = parse_exit_code(value);
+      if (!options.conflict_exit_code) {
+        usage_error("invalid conflict exit code " + quoted(value) + " (expected 0 to 255)");
+      }
     } else if (key == "config") {
       if (value.empty()) {
         usage_error("option --config needs a file path");

@@ -183,15 +183,12 @@ private:
 
   Sourced<int> read_exit_code(const YAML::Node& node, const std::string& key) const {
     const std::string text = scalar(node, key);
-    const bool digits =
-        !text.empty() && text.size() <= 3 &&
-        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-    const int value = digits ? std::stoi(text) : -1;
-    if (value < 0 || value > 255) {
+    const auto value = parse_exit_code(text);
+    if (!value) {
       fail(node,
            "invalid exit code " + quoted(text) + " for " + quoted(key) + " (expected 0 to 255)");
     }
-    return {value, origin_of(m_file, node)};
+    return {*value, origin_of(m_file, node)};
   }
 
   Sourced<std::string> read_path(const YAML::Node& node, const std::string& key) const {
@@ -207,13 +204,9 @@ private:
                                    const std::vector<std::string>& choices) const {
     const std::string text = scalar(node, key);
     if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
-      std::string list;
-      for (const auto& choice : choices) {
-        list += (list.empty() ? "" : ", ") + choice;
-      }
       fail(node,
            "invalid " + key + " " + quoted(text) + did_you_mean(text, choices) +
-               " (one of: " + list + ")");
+               " (one of: " + join(choices, ", ") + ")");
     }
     return {text, origin_of(m_file, node)};
   }

@@ -35,22 +35,6 @@ std::string describe_holder(const std::optional<LockHolder>& holder) {
   return ", held by pid " + std::to_string(holder->pid) + ": " + holder->command;
 }
 
-std::string joined_names(const Plan& plan) {
-  std::string names;
-  for (const auto& lock : plan.locks) {
-    names += (names.empty() ? "" : ",") + lock.name;
-  }
-  return names;
-}
-
-std::string joined_paths(const Plan& plan) {
-  std::string paths;
-  for (const auto& lock : plan.locks) {
-    paths += (paths.empty() ? "" : ",") + lock.path;
-  }
-  return paths;
-}
-
 } // namespace
 
 int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
@@ -118,20 +102,20 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
                  " while taking the lock; the command was not run");
       log.audit(Log::Severity::warning,
                 "interrupted",
-                {{"resource", joined_names(plan)},
-                 {"lock", joined_paths(plan)},
+                {{"resource", plan.lock_names},
+                 {"lock", plan.lock_paths},
                  {"signal", signal_name(signal)}});
       return exit_code::signal_base + signal;
     }
   }
 
   log.progress("acquired " +
-               (plan.locks.size() == 1 ? describe(plan.locks.front()) : joined_names(plan)) +
+               (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
                " after " + std::to_string(waited.count()) + " ms");
   log.audit(Log::Severity::info,
             "acquired",
-            {{"resource", joined_names(plan)},
-             {"lock", joined_paths(plan)},
+            {{"resource", plan.lock_names},
+             {"lock", plan.lock_paths},
              {"waited_ms", std::to_string(waited.count())}});
 
   // With inherit_lock, the command's processes share the lock descriptors, so no process
@@ -151,8 +135,8 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
       });
 
   const std::string held_ms = milliseconds_since(held_since);
-  Fields fields{{"resource", joined_names(plan)},
-                {"lock", joined_paths(plan)},
+  Fields fields{{"resource", plan.lock_names},
+                {"lock", plan.lock_paths},
                 {"status", std::to_string(outcome.exit_status)},
                 {"held_ms", held_ms}};
   if (outcome.signal != 0) {

@@ -83,9 +83,7 @@ Plan make_plan(const CliOptions& cli,
   Plan plan;
   plan.action = cli.action;
   plan.command = cli.command;
-  for (const auto& file : config.files) {
-    plan.config_files += (plan.config_files.empty() ? "" : ", ") + file;
-  }
+  plan.config_files = join(config.files, ", ");
 
   // Priority, lowest first: 1. built-in, 2. `defaults:`, 3. the resource, 4. command line.
   Layered<std::string> lock_dir{k_default_lock_dir};
@@ -128,13 +126,9 @@ Plan make_plan(const CliOptions& cli,
     }
     const auto it = resources.find(value);
     if (it == resources.end()) {
-      std::string known;
-      for (const auto& name : resource_names) {
-        known += (known.empty() ? "" : ", ") + name;
-      }
       throw Error(exit_code::usage,
                   "unknown resource " + quoted(value) + did_you_mean(value, resource_names) +
-                      " (known: " + known + "; define it in " +
+                      " (known: " + join(resource_names, ", ") + "; define it in " +
                       (plan.config_files.empty() ? k_default_config_path : plan.config_files) +
                       ")");
     }
@@ -244,19 +238,21 @@ Plan make_plan(const CliOptions& cli,
   }
 
   // The command's environment: the caller's, with loto's own variables replaced.
-  std::string names;
-  std::string paths;
+  std::vector<std::string> names;
+  std::vector<std::string> paths;
   for (const auto& lock : plan.locks) {
-    names += (names.empty() ? "" : ",") + lock.name;
-    paths += (paths.empty() ? "" : ":") + lock.path;
+    names.push_back(lock.name);
+    paths.push_back(lock.path);
   }
+  plan.lock_names = join(names, ",");
+  plan.lock_paths = join(paths, ",");
   for (const auto& entry : environment) {
     if (!entry.starts_with("LOTO_RESOURCE=") && !entry.starts_with("LOTO_LOCKFILE=")) {
       plan.command_environment.push_back(entry);
     }
   }
-  plan.command_environment.push_back("LOTO_RESOURCE=" + names);
-  plan.command_environment.push_back("LOTO_LOCKFILE=" + paths);
+  plan.command_environment.push_back("LOTO_RESOURCE=" + plan.lock_names);
+  plan.command_environment.push_back("LOTO_LOCKFILE=" + plan.lock_paths);
   return plan;
 }
 

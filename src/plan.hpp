@@ -45,6 +45,8 @@ struct ResourceView {
 struct Plan {
   Action action = Action::run;
   std::vector<LockTarget> locks; // sorted by canonical path, without duplicates
+  std::string lock_names;        // the locks' names, comma-separated
+  std::string lock_paths;        // the locks' paths, comma-separated
   // How long to wait for the locks in all: nullopt waits as long as it takes; 0 never waits.
   std::optional<Duration> wait_limit = Duration::zero();
   int conflict_exit_code = 75;

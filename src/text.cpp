@@ -168,6 +168,29 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 
 namespace loto {
 
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) {
+      out += separator;
+    }
+    out += item;
+  }
+  return out;
+}
+
+std::optional<int> parse_exit_code(std::string_view text) {
+  if (text.empty() || text.size() > 3 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  int value = 0;
+  for (const char c : text) {
+    value = value * 10 + (c - '0');
+  }
+  return value <= 255 ? std::optional<int>(value) : std::nullopt;
+}
+
 bool is_valid_resource_name(std::string_view name) {
   const auto allowed = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||

@@ -36,6 +36,12 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 
 namespace loto {
 
+// The items separated by `separator`.
+std::string join(const std::vector<std::string>& items, std::string_view separator);
+
+// An exit code written as 1 to 3 decimal digits, 0..255; nullopt for anything else.
+std::optional<int> parse_exit_code(std::string_view text);
+
 // Resource names: a letter or digit, then up to 63 of [A-Za-z0-9._-].
 bool is_valid_resource_name(std::string_view name);
 
