@@ -109,15 +109,6 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
     }
   }
 
-  log.progress("acquired " +
-               (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
-               " after " + std::to_string(waited.count()) + " ms");
-  log.audit(Log::Severity::info,
-            "acquired",
-            {{"resource", plan.lock_names},
-             {"lock", plan.lock_paths},
-             {"waited_ms", std::to_string(waited.count())}});
-
   // With inherit_lock, the command's processes share the lock descriptors, so no process
   // of the job runs unlocked even if loto itself is killed.
   std::vector<int> inherit_fds;
@@ -131,8 +122,19 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
   const auto held_since = Clock::now();
   const CommandOutcome outcome =
       run_command(plan.command, plan.command_environment, inherit_fds, baseline, [&](pid_t pid) {
+        // Reported once the command is on its way, so logging never delays the job.
+        log.progress("acquired " +
+                     (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
+                     " after " + std::to_string(waited.count()) + " ms");
+        log.audit(Log::Severity::info,
+                  "acquired",
+                  {{"resource", plan.lock_names},
+                   {"lock", plan.lock_paths},
+                   {"waited_ms", std::to_string(waited.count())}});
         log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
       });
+  // Release at once: the next job should not wait for loto's own bookkeeping.
+  held.clear();
 
   const std::string held_ms = milliseconds_since(held_since);
   Fields fields{{"resource", plan.lock_names},
