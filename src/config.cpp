@@ -115,8 +115,12 @@ public:
   }
 
 private:
+  // A missing value ("key:" and a line break) is placed by yaml-cpp on the next line;
+  // report it at its key instead.
   [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const {
-    config_error(position(m_file, node.Mark()) + ": " + message);
+    const bool missing_value =
+        node.IsNull() && !m_key_mark.is_null() && node.Mark().line != m_key_mark.line;
+    config_error(position(m_file, missing_value ? m_key_mark : node.Mark()) + ": " + message);
   }
 
   // Calls `handle` for each key of a mapping, rejecting non-mappings, duplicate keys and
@@ -145,6 +149,7 @@ private:
       if (!known.empty() && std::find(known.begin(), known.end(), name) == known.end()) {
         fail(key, "unknown key " + quoted(name) + " in " + where + did_you_mean(name, known));
       }
+      m_key_mark = key.Mark();
       handle(name, key, entry.second);
     }
   }
@@ -287,6 +292,7 @@ private:
   }
 
   const std::string& m_file;
+  YAML::Mark m_key_mark = YAML::Mark::null_mark(); // the key being read
 };
 
 // Line and column (1-based) of byte `offset` in `text`.

@@ -77,8 +77,11 @@ std::string format_duration(Duration duration) {
   if (ns == 0) {
     return "0";
   }
+  // Whole hours, minutes or seconds; milliseconds only below a second ("1.5s", not
+  // "1500ms").
   for (auto it = k_units.rbegin(); it != k_units.rend(); ++it) {
-    if (ns % it->nanoseconds == 0) {
+    const bool below_a_second_only = it->suffix == "ms";
+    if (ns % it->nanoseconds == 0 && (!below_a_second_only || ns < k_ns_per_s)) {
       return std::to_string(ns / it->nanoseconds) + std::string(it->suffix);
     }
   }

@@ -177,27 +177,49 @@ std::string user_name() {
 
 } // namespace
 
-std::string format_record(const std::string& event, const Fields& fields) {
+namespace {
+
+// Appends " key=value"; a value that is not a plain word goes in double quotes. Raw values
+// are escaped first; `escaped` ones (the command line) already are.
+void append_field(std::string& record,
+                  const std::string& key,
+                  const std::string& value,
+                  bool escaped) {
+  const bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7F && c != '"' && c != '\\' && c != '\'';
+  });
+  record += " " + key + "=";
+  if (plain) {
+    record += value;
+    return;
+  }
+  record += '"';
+  for (const char c : escaped ? value : escape(value)) {
+    if (c == '"') {
+      record += '\\';
+    }
+    record += c;
+  }
+  record += '"';
+}
+
+std::string
+format_record(const std::string& event, const Fields& fields, const std::string* command) {
   std::string record = "event=" + event;
   for (const auto& [key, value] : fields) {
-    const bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
-      const auto u = static_cast<unsigned char>(c);
-      return u > 0x20 && u < 0x7F && c != '"' && c != '\\' && c != '\'';
-    });
-    std::string escaped = escape(value);
-    if (!plain) {
-      std::string with_quotes = "\"";
-      for (const char c : escaped) {
-        if (c == '"') {
-          with_quotes += '\\';
-        }
-        with_quotes += c;
-      }
-      escaped = with_quotes + "\"";
-    }
-    record += " " + key + "=" + escaped;
+    append_field(record, key, value, false);
+  }
+  if (command != nullptr) {
+    append_field(record, "command", *command, true);
   }
   return capped(std::move(record));
+}
+
+} // namespace
+
+std::string format_record(const std::string& event, const Fields& fields) {
+  return format_record(event, fields, nullptr);
 }
 
 Log::Log() : m_stderr(make_stderr_logger(m_plan)) {
@@ -205,7 +227,7 @@ Log::Log() : m_stderr(make_stderr_logger(m_plan)) {
 }
 
 Log::Log(const LogPlan& plan, const std::vector<std::string>& command)
-    : m_plan(plan), m_command(join_command(command, false)), m_stderr(make_stderr_logger(plan)) {
+    : m_plan(plan), m_command(join_command(command)), m_stderr(make_stderr_logger(plan)) {
   if (plan.syslog) {
     // Always an explicit ident: an empty one would make glibc-style code fall back to
     // argv[0] (the CVE-2023-6246 pattern); ours never reads argv[0].
@@ -247,8 +269,7 @@ void Log::audit(Severity severity, const std::string& event, Fields fields) {
   fields.emplace_back("pid", std::to_string(::getpid()));
   fields.emplace_back("uid", std::to_string(::getuid()));
   fields.emplace_back("user", user);
-  fields.emplace_back("command", m_command);
-  const std::string record = format_record(event, fields);
+  const std::string record = format_record(event, fields, &m_command);
   switch (severity) {
   case Severity::info:
     m_syslog->info("{}", record);

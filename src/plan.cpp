@@ -41,12 +41,41 @@ std::string describe_wait(const std::optional<Duration>& limit) {
   return *limit == Duration::zero() ? "no wait" : "wait up to " + format_duration(*limit);
 }
 
-std::optional<Duration> wait_limit(bool wait, const std::optional<Duration>& timeout) {
-  if (timeout) {
-    return timeout;
+// How long to wait, decided layer by layer in priority order: `wait: false` stops waiting
+// whatever lower layers said; `wait: true` waits, still bounded by a lower layer's
+// timeout; a timeout sets the bound and implies waiting (0: do not wait).
+struct WaitLimit {
+  std::optional<Duration> value = Duration::zero(); // nullopt: as long as it takes
+  std::string origin = k_builtin;
+
+  void apply(const std::optional<bool>& wait,
+             const std::optional<Duration>& timeout,
+             const std::string& layer_origin) {
+    if (wait) {
+      if (!*wait) {
+        value = Duration::zero();
+      } else if (value == Duration::zero()) {
+        value = std::nullopt;
+      }
+      origin = layer_origin;
+    }
+    if (timeout) {
+      value = timeout;
+      origin = layer_origin;
+    }
   }
-  return wait ? std::nullopt : std::optional<Duration>(Duration::zero());
-}
+  void apply(const PolicySettings& policy) {
+    const std::optional<bool> wait =
+        policy.wait ? std::optional<bool>(policy.wait->value) : std::nullopt;
+    const std::optional<Duration> timeout =
+        policy.timeout ? std::optional<Duration>(policy.timeout->value) : std::nullopt;
+    apply(wait,
+          timeout,
+          policy.timeout ? policy.timeout->origin
+          : policy.wait  ? policy.wait->origin
+                         : "");
+  }
+};
 
 // The directory part resolved through symlinks, so that two spellings of one file sort
 // and compare as one; the last component is kept as is (it must not be a symlink).
@@ -181,7 +210,13 @@ Plan make_plan(const CliOptions& cli,
   if (cli.close_lock) {
     inherit_lock.apply_command_line(false);
   }
-  plan.wait_limit = wait_limit(wait.value, timeout.value);
+  WaitLimit limit;
+  limit.apply(config.defaults);
+  if (first_resource != nullptr) {
+    limit.apply(first_resource->policy);
+  }
+  limit.apply(cli.wait ? std::optional<bool>(true) : std::nullopt, cli.timeout, k_command_line);
+  plan.wait_limit = limit.value;
   plan.conflict_exit_code = conflict_code.value;
   plan.inherit_lock = inherit_lock.value;
 
@@ -200,6 +235,7 @@ Plan make_plan(const CliOptions& cli,
       {"lock_dir", lock_dir.value, lock_dir.origin},
       {"wait", on_off(wait.value), wait.origin},
       {"timeout", timeout.value ? format_duration(*timeout.value) : "none", timeout.origin},
+      {"waiting", describe_wait(limit.value), limit.origin},
       {"conflict_exit_code", std::to_string(conflict_code.value), conflict_code.origin},
       {"inherit_lock", on_off(inherit_lock.value), inherit_lock.origin},
       {"logging.syslog", on_off(syslog.value), syslog.origin},
@@ -220,21 +256,14 @@ Plan make_plan(const CliOptions& cli,
   }
 
   for (const auto& [name, resource] : resources) {
-    Layered<bool> resource_wait{false};
-    Layered<std::optional<Duration>> resource_timeout{std::nullopt};
-    resource_wait.apply(config.defaults.wait);
-    resource_wait.apply(resource.policy.wait);
-    for (const auto* policy : {&config.defaults, &resource.policy}) {
-      if (policy->timeout) {
-        resource_timeout.value = policy->timeout->value;
-      }
-    }
-    plan.resources.push_back(
-        {name,
-         resource_path(name, resource),
-         describe_wait(wait_limit(resource_wait.value, resource_timeout.value)),
-         resource.description,
-         resource.origin});
+    WaitLimit resource_limit;
+    resource_limit.apply(config.defaults);
+    resource_limit.apply(resource.policy);
+    plan.resources.push_back({name,
+                              resource_path(name, resource),
+                              describe_wait(resource_limit.value),
+                              resource.description,
+                              resource.origin});
   }
 
   // The command's environment: the caller's, with loto's own variables replaced.

@@ -108,10 +108,17 @@ std::string escape(std::string_view text) {
 }
 
 std::string quoted(std::string_view text) {
-  return "'" + escape(text) + "'";
+  std::string out = "'";
+  for (const char c : escape(text)) {
+    if (c == '\'') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out + "'";
 }
 
-std::string join_command(const std::vector<std::string>& argv, bool escape_words) {
+std::string join_command(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& word : argv) {
     if (!out.empty()) {
@@ -121,11 +128,7 @@ std::string join_command(const std::vector<std::string>& argv, bool escape_words
       const auto u = static_cast<unsigned char>(c);
       return u > 0x20 && u < 0x7F && c != '\'' && c != '"' && c != '\\';
     });
-    if (plain) {
-      out += word;
-    } else {
-      out += escape_words ? quoted(word) : "'" + word + "'";
-    }
+    out += plain ? word : quoted(word);
   }
   return out;
 }

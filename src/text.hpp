@@ -13,13 +13,13 @@ namespace loto {
 // so that untrusted text always prints as one harmless line.
 std::string escape(std::string_view text);
 
-// escape() wrapped in single quotes: the form every message uses for paths and names.
+// escape() wrapped in single quotes, with single quotes inside escaped as \': the form
+// every message uses for paths and names.
 std::string quoted(std::string_view text);
 
 // The command line as one line for messages and logs: words that need it are quoted
-// and escaped, so "a b" and "a" "b" stay distinguishable. With `escape_words` false the
-// words are quoted but not escaped, for a caller that escapes the whole line itself.
-std::string join_command(const std::vector<std::string>& argv, bool escape_words = true);
+// and escaped, so "a b" and "a" "b" stay distinguishable.
+std::string join_command(const std::vector<std::string>& argv);
 
 // Offset of the first byte that is not part of valid UTF-8, or nullopt if all is valid.
 std::optional<std::size_t> find_invalid_utf8(std::string_view text);
