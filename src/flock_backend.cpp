@@ -10,10 +10,13 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace loto {
 
@@ -110,25 +113,99 @@ refuse(const std::string& path, const std::string& reason, const std::string& ad
               "cannot " + what + " " + quoted(path) + ": " + std::strerror(error) + advice);
 }
 
-// Refuses directories where another user could swap the lock file, when running as root.
+// Checks one directory on the way to the lock file, when running as root: another user
+// must not be able to rename or replace what loto is about to use.
 void check_directory(int dir_fd, const std::string& dir, const std::string& path) {
   struct stat st {};
   if (::fstat(dir_fd, &st) != 0) {
     cannot_open("inspect the directory of", path, errno);
   }
-  if (::geteuid() != 0) {
-    return;
-  }
   if (st.st_uid != 0) {
     refuse(path,
-           "its directory " + quoted(dir) + " is owned by uid " + std::to_string(st.st_uid),
+           "directory " + quoted(dir) + " on its path is owned by uid " + std::to_string(st.st_uid),
            "root only locks in directories that root owns");
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
     refuse(path,
-           "its directory " + quoted(dir) + " is writable by others and not sticky",
+           "directory " + quoted(dir) + " on its path is writable by others and not sticky",
            "use a directory like /run/lock (mode 1777) or one only root can write");
   }
+}
+
+// Opens the directory that holds the lock file. As root it walks the path one component
+// at a time (OpenSSH's safe_path rule): every directory must pass check_directory(), and
+// a symlink is followed only if root owns it (like /var/lock -> /run/lock); a symlink
+// that another user planted in a shared directory could otherwise send loto anywhere.
+Fd open_lock_directory(const std::string& dir, const std::string& path) {
+  if (::geteuid() != 0) {
+    Fd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      cannot_open("open the directory of lock file", path, errno);
+    }
+    return fd;
+  }
+  constexpr int k_max_symlinks = 40;
+  int symlinks = 0;
+  std::vector<std::string> pending; // components still to walk, last one first
+  const auto push_components = [&pending](const std::string& text) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      const std::size_t end = std::min(text.find('/', start), text.size());
+      if (end > start) {
+        parts.push_back(text.substr(start, end - start));
+      }
+      start = end + 1;
+    }
+    pending.insert(pending.end(), parts.rbegin(), parts.rend());
+  };
+  push_components(dir);
+  Fd current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  std::string walked = "/";
+  check_directory(current.get(), walked, path);
+  while (!pending.empty()) {
+    const std::string component = pending.back();
+    pending.pop_back();
+    const std::string here = (walked == "/" ? "" : walked) + "/" + component;
+    struct stat st {};
+    if (::fstatat(current.get(), component.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      cannot_open("open the directory of lock file", path, errno);
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (st.st_uid != 0) {
+        refuse(path,
+               quoted(here) + " on its path is a symbolic link owned by uid " +
+                   std::to_string(st.st_uid),
+               "root follows only root's symlinks");
+      }
+      if (++symlinks > k_max_symlinks) {
+        cannot_open("open the directory of lock file", path, ELOOP);
+      }
+      std::array<char, 4096> target{};
+      const ssize_t length =
+          ::readlinkat(current.get(), component.c_str(), target.data(), target.size() - 1);
+      if (length < 0) {
+        cannot_open("open the directory of lock file", path, errno);
+      }
+      const std::string link(target.data(), static_cast<std::size_t>(length));
+      push_components(link);
+      if (link.starts_with('/')) {
+        current = Fd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        walked = "/";
+      }
+      continue;
+    }
+    Fd next(
+        ::openat(current.get(), component.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) {
+      cannot_open("open the directory of lock file", path, errno);
+    }
+    walked =
+        component == ".." ? walked.substr(0, std::max<std::size_t>(1, walked.rfind('/'))) : here;
+    check_directory(next.get(), walked, path);
+    current = std::move(next);
+  }
+  return current;
 }
 
 // Whether another user may create files in this directory (a sticky shared one).
@@ -239,11 +316,7 @@ public:
     const std::string dir = slash == 0 ? "/" : target.path.substr(0, slash);
     const std::string name = target.path.substr(slash + 1);
     for (int attempt = 0; attempt < k_max_reopen; ++attempt) {
-      Fd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-      if (dir_fd.get() < 0) {
-        cannot_open("open the directory of lock file", target.path, errno);
-      }
-      check_directory(dir_fd.get(), dir, target.path);
+      Fd dir_fd = open_lock_directory(dir, target.path);
       Fd fd = open_lock_file(dir_fd.get(), name, target.path, O_RDONLY);
       check_lock_file(fd.get(), dir_fd.get(), target.path);
 
