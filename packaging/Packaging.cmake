@@ -40,7 +40,9 @@ if(LOTO_MAN)
     configure_file(${LOTO_PACKAGING_DIR}/${page}.scd ${loto_man_dir}/${page}.scd @ONLY)
     add_custom_command(
       OUTPUT ${loto_man_dir}/${page}
-      COMMAND ${SCDOC_EXECUTABLE} < ${loto_man_dir}/${page}.scd > ${loto_man_dir}/${page}
+      # scdoc's ".nh" comes before ".TH", which turns hyphenation back on: repeat it after.
+      COMMAND sh -c "\"$0\" < \"$1\" > \"$2.tmp\" && sed '/^\\.TH /a .nh' \"$2.tmp\" > \"$2\""
+              ${SCDOC_EXECUTABLE} ${loto_man_dir}/${page}.scd ${loto_man_dir}/${page}
       DEPENDS ${loto_man_dir}/${page}.scd
       COMMENT "scdoc: ${page}"
       VERBATIM)
