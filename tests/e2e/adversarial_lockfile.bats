@@ -1,0 +1,437 @@
+#!/usr/bin/env bats
+# Adversarial lock-file cases L01-L14 (../shared/research/reliability-anchors.md, section b).
+#
+# loto runs as root with lock_dir = $SHARED, a root-owned sticky 1777 directory like
+# /run/lock; the attacker is `nobody`. Every case runs with the kernel's fs.protected_*
+# settings as the machine has them (here they boot with symlinks, regular and fifos off),
+# and the key ones run again with the protections at 1/2/1/1: loto must give the same
+# answer either way. Each case checks the exit status, the one-line message (naming the
+# path and the reason), that the command did not run, and that nothing outside the lock
+# directory ($VICTIM, the attacker's target) was created or changed.
+
+# Scripts given to bash -c are single-quoted on purpose.
+# shellcheck disable=SC2016
+
+load helpers
+load adversarial_helpers
+
+setup() {
+  adv_setup
+  LOCK="$SHARED/loto.cpu"
+}
+
+teardown() { adv_teardown; }
+
+# strace_loto ARGS...: like run_loto, under strace when it is installed (trace in
+# $T/trace); sets TRACED=1 if so.
+strace_loto() {
+  TRACED=0
+  if command -v strace >/dev/null; then
+    TRACED=1
+    run --separate-stderr timeout -k 1 10 strace -f -qq -o "$T/trace" \
+      -e trace=open,openat,openat2 "$LOTO" --config "$CFG" "$@"
+  else
+    run_loto "$@"
+  fi
+}
+
+# --- the cases, as functions so that the protected variants can run them again ---------
+
+l01_dangling_symlink() {
+  as_nobody ln -s "$VICTIM/loto-victim" "$LOCK"
+  snap_save outside "$VICTIM" "$SHARED"
+  run_loto -L cpu -- touch "$T/ran"
+  assert_status 77
+  assert_error_line "'$LOCK'" "symbolic link"
+  assert_not_ran
+  [ ! -e "$VICTIM/loto-victim" ]
+  snap_check outside
+}
+
+l02_symlink_to_secret() {
+  as_nobody ln -s "$VICTIM/secret" "$LOCK"
+  snap_save outside "$VICTIM" "$SHARED"
+  strace_loto -L cpu -- touch "$T/ran"
+  assert_status 77
+  assert_error_line "'$LOCK'" "symbolic link"
+  assert_not_ran
+  snap_check outside
+  lock_is_free "$VICTIM/secret"
+  if ((TRACED)); then
+    never_opened_trace "$T/trace" secret loto.cpu
+  fi
+}
+
+l04_special_files() {
+  local kind reason t0 t1
+  for kind in fifo directory socket chardev; do
+    rm -rf "$LOCK" "$T/ran"
+    case $kind in
+    fifo)
+      as_nobody mkfifo -m 666 "$LOCK"
+      reason="a FIFO"
+      ;;
+    directory)
+      as_nobody mkdir -m 777 "$LOCK"
+      reason="a directory"
+      ;;
+    socket)
+      as_nobody "$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$LOCK"
+      reason="a socket"
+      ;;
+    chardev)
+      mknod -m 666 "$LOCK" c 1 3 # what /dev/null is
+      reason="a character device"
+      ;;
+    esac
+    snap_save outside "$VICTIM" "$SHARED"
+    t0=$(now_ms)
+    strace_loto -t=1 -L cpu -- touch "$T/ran"
+    t1=$(now_ms)
+    echo "$kind: status $status after $((t1 - t0)) ms" >&2
+    assert_status 77
+    assert_error_line "'$LOCK'" "$reason"
+    assert_not_ran
+    ((t1 - t0 < 1500))
+    snap_check outside
+    if ((TRACED)); then
+      # the type is checked before any open: a FIFO or device is never opened
+      never_opened_trace "$T/trace" loto.cpu
+    fi
+  done
+}
+
+l05_precreated_by_attacker() {
+  as_nobody sh -c 'umask 0; printf "attacker data\n" >"$1"; chmod 666 "$1"' sh "$LOCK"
+  touch -d '2001-02-03 04:05:06' "$LOCK"
+  snap_save outside "$VICTIM" "$SHARED"
+  run_loto -L cpu -- touch "$T/ran"
+  assert_status 77
+  assert_error_line "'$LOCK'" "owned by uid $(id -u nobody)"
+  # never the raw EACCES an O_CREAT open gets under protected_regular=2
+  [[ "$stderr" != *"Permission denied"* ]]
+  assert_not_ran
+  snap_check outside
+}
+
+l11_symlinked_directory() {
+  # (a) in a directory the attacker owns, a component is a symlink to root's directory
+  as_nobody mkdir -m 755 "$SHARED/evil"
+  as_nobody ln -s "$VICTIM" "$SHARED/evil/sub"
+  # (b) in the shared sticky directory itself, the attacker's symlink to root's directory
+  as_nobody ln -s "$VICTIM" "$SHARED/vdir"
+  snap_save outside "$VICTIM" "$SHARED"
+  local path
+  for path in "$SHARED/evil/sub/nologin" "$SHARED/vdir/nologin"; do
+    run_loto -L "$path" -- touch "$T/ran"
+    assert_status 77
+    assert_error_line "'$path'"
+    assert_not_ran
+    [ ! -e "$VICTIM/nologin" ]
+    snap_check outside
+  done
+}
+
+l14_attacker_holds_lock() {
+  # root's own lock file, created by a normal run
+  run_loto -L cpu -- true
+  assert_status 0
+  [ "$(stat -c '%u %a' "$LOCK")" = "0 644" ]
+  # the attacker opens it read-only and holds flock(LOCK_EX)
+  spawn -n attacker setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$PY" -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print(os.getpid(), flush=True)
+time.sleep(30)' "$LOCK"
+  local attacker=$SPAWNED
+  wait_until 5 lock_is_held "$LOCK"
+  local t0 t1
+  t0=$(now_ms)
+  run_loto -t=1 -L cpu -- touch "$T/ran"
+  t1=$(now_ms)
+  echo "status $status after $((t1 - t0)) ms" >&2
+  assert_status 75
+  assert_notice_line "'cpu'" "'$LOCK'" "held by pid $attacker"
+  ((t1 - t0 >= 700 && t1 - t0 <= 1300))
+  assert_not_ran
+}
+
+# --- with the protections as the machine has them ----------------------------------------
+
+@test "L01 dangling symlink planted by another user: 77, its target is not created" {
+  echo "fs.protected_* (symlinks/regular/fifos/hardlinks): $PROTECTIONS" >&3
+  l01_dangling_symlink
+}
+
+@test "L02 symlink to a root-only file: 77, the file is never opened nor changed" {
+  l02_symlink_to_secret
+}
+
+@test "L03 another user's hard link to a root-owned file: 77, nothing runs" {
+  # The attack needs fs.protected_hardlinks=0 (the attacker can neither read nor write
+  # the file); with the protection on, only root itself could plant such a link.
+  if ! as_nobody ln "$VICTIM/secret" "$LOCK" 2>/dev/null; then
+    if protections_try - - - 0; then
+      as_nobody ln "$VICTIM/secret" "$LOCK"
+    else
+      ln "$VICTIM/secret" "$LOCK"
+    fi
+  fi
+  [ "$(stat -c %h "$VICTIM/secret")" -eq 2 ]
+  snap_save outside "$VICTIM" "$SHARED"
+  run_loto -L cpu -- touch "$T/ran"
+  assert_status 77
+  assert_error_line "'$LOCK'" "2 hard links"
+  assert_not_ran
+  snap_check outside
+  lock_is_free "$VICTIM/secret"
+}
+
+@test "L04 FIFO, directory, socket or device at the lock path: 77 at once, never opened" {
+  l04_special_files
+}
+
+@test "L05 lock file pre-created by another user (0666): 77 owned by uid, never written" {
+  l05_precreated_by_attacker
+}
+
+@test "L06 an existing lock file keeps content, size, mode, mtime, ctime and inode (x3)" {
+  printf 'keep-me\n' >"$LOCK"
+  chmod 0640 "$LOCK"
+  touch -d '2001-02-03 04:05:06' "$LOCK"
+  snap_save all "$VICTIM" "$SHARED"
+  local round
+  for round in 1 2 3; do
+    echo "round $round" >&2
+    run_loto -L cpu -- true
+    assert_status 0
+    [ -z "$stderr" ]
+  done
+  snap_check all
+  [ "$(cat "$LOCK")" = keep-me ]
+}
+
+@test "L07 a new lock file is 0644, root-owned, one link, under umask 000 and 077" {
+  local mask
+  for mask in 000 077; do
+    rm -f "$LOCK"
+    run --separate-stderr bash -c 'umask "$1"; shift; exec "$@"' _ "$mask" \
+      "$LOTO" --config "$CFG" -L cpu -- true
+    assert_status 0
+    [ "$(stat -c '%a %u %g %h %F %s' "$LOCK")" = "644 0 0 1 regular empty file 0" ]
+  done
+}
+
+@test "L08 fds 0-2 closed: the command gets /dev/null there, the lock is fd >= 3, stays empty" {
+  local rc=0
+  exec_clean bash -c 'exec "$@" 0<&- 1>&- 2>&-' _ \
+    "$LOTO" --config "$CFG" -L cpu -- "$PY" -c "$FD_REPORT_PY" "$T/fds" || rc=$?
+  cat "$T/fds" >&2
+  [ "$rc" -eq 0 ]
+  [ "$(sed -n 1p "$T/fds")" = "0 /dev/null" ]
+  [ "$(sed -n 2p "$T/fds")" = "1 /dev/null" ]
+  [ "$(sed -n 3p "$T/fds")" = "2 /dev/null" ]
+  # the only other descriptor is the inherited lock, at 3 or above
+  [ "$(wc -l <"$T/fds")" -eq 4 ]
+  local fd target
+  read -r fd target < <(sed -n 4p "$T/fds")
+  ((fd >= 3))
+  [ "$target" = "$LOCK" ]
+  # writes to the closed stdout/stderr go to /dev/null, never into the lock file
+  rc=0
+  exec_clean bash -c 'exec "$@" 0<&- 1>&- 2>&-' _ \
+    "$LOTO" --config "$CFG" -v -L cpu -- sh -c 'echo out; echo err >&2; touch "$1"' sh "$T/ran2" || rc=$?
+  [ "$rc" -eq 0 ]
+  [ -e "$T/ran2" ]
+  [ "$(stat -c %s "$LOCK")" -eq 0 ]
+}
+
+@test "L09 the command gets only fds 0-2 and the lock (no config, syslog or other fd)" {
+  command -v rsyslogd >/dev/null || skip "rsyslogd is not installed"
+  command -v unshare >/dev/null || skip "unshare is not installed"
+  # syslog on, with a real daemon at /dev/log, so that loto has its socket open
+  printf 'lock_dir: %s\nlogging:\n  syslog: true\n  facility: local3\n' "$SHARED" >"$CFG"
+  local with_syslog="$BATS_TEST_DIRNAME/../syslog/with-syslog.sh" sldir="$T/syslog" rc=0
+  LOTO_SYSLOG_DIR="$sldir" "$with_syslog" "$PY" -c 'import os, sys
+os.closerange(3, 65536)
+os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -v -L cpu -- \
+    "$PY" -c "$FD_REPORT_PY" "$T/fds" 2>"$T/err" || rc=$?
+  cat "$T/fds" "$T/err" >&2
+  [ "$rc" -eq 0 ]
+  # loto did log through its socket while the command ran
+  grep -q 'loto\[[0-9]*\]: event=acquired' "$sldir/messages"
+  [ "$(wc -l <"$T/fds")" -eq 4 ]
+  [ "$(cut -d' ' -f1 "$T/fds" | tr '\n' ' ')" = "0 1 2 $(sed -n '4s/ .*//p' "$T/fds") " ]
+  [ "$(sed -n '4s/^[0-9]* //p' "$T/fds")" = "$LOCK" ]
+  not grep -qE 'socket:|loto\.yaml|/dev/log' "$T/fds"
+
+  # with -o, not even the lock
+  rc=0
+  LOTO_SYSLOG_DIR="$sldir" "$with_syslog" "$PY" -c 'import os, sys
+os.closerange(3, 65536)
+os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
+    "$PY" -c "$FD_REPORT_PY" "$T/fds" 2>"$T/err" || rc=$?
+  [ "$rc" -eq 0 ]
+  [ "$(cut -d' ' -f1 "$T/fds" | tr '\n' ' ')" = "0 1 2 " ]
+}
+
+# await FILE: shell code that waits (at most 10 s) for FILE to appear
+await() { printf 'i=0; while [ ! -e %q ] && [ $i -lt 2000 ]; do sleep 0.005; i=$((i+1)); done' "$1"; }
+
+# One run of L10: A holds, B waits, the path is deleted or replaced, C takes the new file;
+# when A lets go, B must not run beside C.
+l10_variant() {
+  local how="$1" S="$STAMP_SNIPPET" p="$T/$1"
+  rm -f "$LOCK"
+  spawn -n "A.$how" lotoc -L cpu bash -c 'touch "$0.A.ready"; '"$(await "$p.A.go")" "$p"
+  local A=$SPAWNED
+  wait_for_file "$p.A.ready"
+  spawn -n "B.$how" lotoc -w -L cpu bash -c "$S"' >"$0.B.start"; sleep 0.1; '"$S"' >"$0.B.end"' "$p"
+  local B=$SPAWNED
+  wait_for_waiters "$LOCK" 1
+  case $how in
+  rm) rm "$LOCK" ;;
+  replace)
+    : >"$SHARED/new"
+    mv "$SHARED/new" "$LOCK"
+    ;;
+  esac
+  spawn -n "C.$how" lotoc -L cpu bash -c "$S"' >"$0.C.start"; touch "$0.C.ready"; '"$(await "$p.C.go")"'; '"$S"' >"$0.C.end"' "$p"
+  local C=$SPAWNED
+  wait_for_file "$p.C.ready"
+  touch "$p.A.go"
+  wait_exit "$A" 5
+  [ "$STATUS" -eq 0 ]
+  # B wakes up on the old file: it either (wrongly) runs now or waits on the new one
+  _b_started_or_waiting() { [[ -e "$p.B.start" ]] || _has_waiters "$LOCK" 1; }
+  wait_until 5 _b_started_or_waiting
+  touch "$p.C.go"
+  wait_exit "$C" 5
+  [ "$STATUS" -eq 0 ]
+  wait_exit "$B" 5
+  [ "$STATUS" -eq 0 ]
+  echo "$how: B $(cat "$p.B.start")..$(cat "$p.B.end")  C $(cat "$p.C.start")..$(cat "$p.C.end")" >&2
+  (($(cat "$p.B.start") >= $(cat "$p.C.end")))
+}
+
+@test "L10 lock file deleted or replaced while a waiter waits: the waiter never overlaps the new holder" {
+  l10_variant rm
+  l10_variant replace
+}
+
+@test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
+  as_nobody mkdir -m 755 "$SHARED/evil"
+  snap_save outside "$VICTIM" "$SHARED"
+  run_loto -L "$SHARED/evil/x.lock" -- touch "$T/ran"
+  assert_status 77
+  assert_error_line "'$SHARED/evil/x.lock'" "'$SHARED/evil'" "owned by uid $(id -u nobody)"
+  assert_not_ran
+  snap_check outside
+  [ -z "$(ls -A "$SHARED/evil")" ]
+
+  mkdir -m 777 "$T/wdir"
+  chmod 777 "$T/wdir" # whatever the umask
+  run_loto -L "$T/wdir/x.lock" -- touch "$T/ran"
+  assert_status 77
+  assert_error_line "'$T/wdir/x.lock'" "'$T/wdir'" "not sticky"
+  assert_not_ran
+  [ -z "$(ls -A "$T/wdir")" ]
+}
+
+@test "L11 a symlinked directory component planted by another user: 77, nothing created" {
+  l11_symlinked_directory
+}
+
+@test "L12 lock directory full (no inodes left) or read-only: 73, nothing ran" {
+  unshare --mount --propagation private true 2>/dev/null || skip "cannot create a mount namespace"
+  mkdir "$T/mnt"
+  # a private mount namespace: the tmpfs disappears with it, whatever happens
+  run --separate-stderr timeout 10 unshare --mount --propagation private bash -c '
+    mount -t tmpfs -o size=64k,nr_inodes=4,mode=1777 tmpfs "$1" || exit 90
+    touch "$1/a" "$1/b" "$1/c"
+    if touch "$1/d" 2>/dev/null; then exit 91; fi
+    exec "$2" --config "$3" -L "$1/x.lock" -- touch "$4"
+  ' _ "$T/mnt" "$LOTO" "$CFG" "$T/ran"
+  [ "$status" -ne 90 ] || skip "cannot mount a tmpfs"
+  assert_status 73
+  assert_error_line "'$T/mnt/x.lock'" "No space left on device"
+  assert_not_ran
+
+  run --separate-stderr timeout 10 unshare --mount --propagation private bash -c '
+    mount -t tmpfs -o size=64k,mode=1777 tmpfs "$1" || exit 90
+    mount -o remount,ro "$1" || exit 90
+    exec "$2" --config "$3" -L "$1/x.lock" -- touch "$4"
+  ' _ "$T/mnt" "$LOTO" "$CFG" "$T/ran"
+  assert_status 73
+  assert_error_line "'$T/mnt/x.lock'" "Read-only file system"
+  assert_not_ran
+
+  # an existing lock file on a read-only filesystem is fine: loto never writes it
+  run --separate-stderr timeout 10 unshare --mount --propagation private bash -c '
+    mount -t tmpfs -o size=64k,mode=1777 tmpfs "$1" || exit 90
+    touch "$1/x.lock"
+    mount -o remount,ro "$1" || exit 90
+    exec "$2" --config "$3" -L "$1/x.lock" -- touch "$4"
+  ' _ "$T/mnt" "$LOTO" "$CFG" "$T/ran"
+  assert_status 0
+  [ -e "$T/ran" ]
+  # the mounts never leaked out of their namespaces
+  [ -z "$(ls -A "$T/mnt")" ]
+}
+
+@test "L13 bad resource names and paths: 64 with the value escaped, no file created anywhere" {
+  mkdir "$T/cwd"
+  cd "$T/cwd"
+  snap_save outside "$VICTIM" "$SHARED" "$T/cwd"
+  local long
+  long="$(printf 'a%.0s' $(seq 300))"
+  local -a values=("../../etc/passwd" "" "." ".." $'cpu\n' "cpu/x" "$long" "-cpu" "cpu x"
+    "/tmp/../etc/passwd" $'/tmp/a\nb' "$SHARED/../victim/data")
+  local -a shown=("'../../etc/passwd'" "''" "'.'" "'..'" "'cpu\\n'" "'cpu/x'" "'$long'" "'-cpu'"
+    "'cpu x'" "'/tmp/../etc/passwd'" "'/tmp/a\\nb'" "'$SHARED/../victim/data'")
+  local n # not "i": bats' run sets a global i
+  for n in "${!values[@]}"; do
+    run_loto -L "${values[$n]}" -- touch "$T/ran"
+    assert_status 64
+    assert_error_line "invalid" "${shown[$n]}"
+    assert_not_ran
+  done
+  snap_check outside
+}
+
+@test "L14 another user holds root's lock file read-only: 75 after the timeout, holder named" {
+  l14_attacker_holds_lock
+}
+
+# --- again with fs.protected_{symlinks,regular,fifos,hardlinks} = 1/2/1/1 -----------------
+
+@test "L01 [protected 1/2/1/1] dangling symlink: same answer, target not created" {
+  protections_set 1 2 1 1
+  l01_dangling_symlink
+}
+
+@test "L02 [protected 1/2/1/1] symlink to a root-only file: same answer" {
+  protections_set 1 2 1 1
+  l02_symlink_to_secret
+}
+
+@test "L04 [protected 1/2/1/1] FIFO, directory, socket, device: same answer" {
+  protections_set 1 2 1 1
+  l04_special_files
+}
+
+@test "L05 [protected 1/2/1/1] pre-created by another user: 77, not the kernel's EACCES" {
+  protections_set 1 2 1 1
+  l05_precreated_by_attacker
+}
+
+@test "L11 [protected 1/2/1/1] a symlinked directory component: same answer" {
+  protections_set 1 2 1 1
+  l11_symlinked_directory
+}
+
+@test "L14 [protected 1/2/1/1] another user holds root's lock file: same answer" {
+  protections_set 1 2 1 1
+  l14_attacker_holds_lock
+}
