@@ -272,7 +272,8 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   # a bystander of the same user: a kill(-1, ...) after the failed fork would hit it
   spawn -n bystander setpriv --reuid=nobody --regid=nogroup --clear-groups -- sleep 30
   local bystander=$SPAWNED
-  wait_until 5 test "$(stat -c %u "/proc/$bystander" 2>/dev/null)" = "$(id -u nobody)"
+  _runs_as_nobody() { [[ "$(stat -c %u "/proc/$1" 2>/dev/null)" == "$(id -u nobody)" ]]; }
+  wait_until 5 _runs_as_nobody "$bystander"
   # RLIMIT_NPROC=1: this user already has more processes than that, so any fork fails
   # (root would ignore the limit, hence nobody)
   run --separate-stderr timeout -k 1 10 setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
