@@ -42,6 +42,7 @@ deb_version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
 
 # ./debian -> packaging/debian, for this build only.
 made_link=
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   if [ -n "$made_link" ]; then rm -f "$root/debian"; fi
 }

@@ -10,9 +10,9 @@
 # _loto_resources LOTO [CONFIG]: the resource names of the configuration loto would read.
 _loto_resources()
 {
-    local -a config=()
-    [[ -n ${2-} ]] && config=(--config "$2")
-    "$1" "${config[@]}" --list 2>/dev/null </dev/null | {
+    local -a args=()
+    [[ -n ${2-} ]] && args=(--config "$2")
+    "$1" "${args[@]}" --list 2>/dev/null </dev/null | {
         local name rest
         read -r _ || return # the header line
         while read -r name rest; do
@@ -93,11 +93,11 @@ _loto()
             if [[ $cur == */* || $cur == [.~]* ]]; then
                 _filedir
             else
-                COMPREPLY=($(compgen -W "$(_loto_resources "$1" "$config")" -- "$cur"))
+                mapfile -t COMPREPLY < <(compgen -W "$(_loto_resources "$1" "$config")" -- "$cur")
             fi
             ;;
         -t | --timeout)
-            COMPREPLY=($(compgen -W "0 0.5 5 250ms 90s 15m 6h" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "0 0.5 5 250ms 90s 15m 6h" -- "$cur")
             ;;
         -E | --conflict-exit-code)
             : # an exit code 0-255: nothing to suggest
@@ -112,15 +112,15 @@ _loto()
     fi
 
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "-L --lock -w --wait -t --timeout -E --conflict-exit-code
-            -o --close -q --quiet -v --verbose --config --check-config --show-config --list
-            -h --help -V --version" -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -W "-L --lock -w --wait -t --timeout -E
+            --conflict-exit-code -o --close -q --quiet -v --verbose --config --check-config
+            --show-config --list -h --help -V --version" -- "$cur")
         [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         return
     fi
 
     # The command to run.
-    _command_offset $cword
+    _command_offset "$cword"
 } &&
     complete -F _loto loto
 

@@ -58,7 +58,7 @@ check() {
     ok "$what"
   else
     not_ok "$what"
-    [ -z "$output" ] || sed 's/^/#   /' <<<"$output"
+    [ -z "$output" ] || printf '#   %s\n' "${output//$'\n'/$'\n'#   }"
   fi
 }
 # expect_status WANT DESCRIPTION COMMAND...: COMMAND must exit with WANT.
@@ -70,7 +70,7 @@ expect_status() {
     ok "$what (exit $got)"
   else
     not_ok "$what: exit $got, wanted $want"
-    [ -z "$output" ] || sed 's/^/#   /' <<<"$output"
+    [ -z "$output" ] || printf '#   %s\n' "${output//$'\n'/$'\n'#   }"
   fi
 }
 fatal() {
@@ -144,7 +144,8 @@ fi
 version=$(sed -n 's/^project(loto VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 arch=$(dpkg --print-architecture)
 deb=$out/loto_${version}_${arch}.deb
-rpmfile=$(ls "$out"/loto-"$version"-*.rpm 2>/dev/null | head -1 || true)
+rpmfile=
+for f in "$out"/loto-"$version"-*.rpm; do [ -f "$f" ] && rpmfile=$f; done
 [ -f "$deb" ] || fatal "no $deb (run packaging/build-deb.sh)"
 [ -n "$rpmfile" ] || fatal "no loto-$version-*.rpm in $out (run packaging/build-deb.sh)"
 
