@@ -18,6 +18,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <functional>
 #include <set>
@@ -319,6 +320,34 @@ void override_policy(PolicySettings& base, PolicySettings& later) {
   override_with(base.inherit_lock, later.inherit_lock);
 }
 
+// Like sshd's StrictModes: every directory above a config file must be owned by root or
+// the running user, and not writable by others unless sticky (as /tmp is), or someone
+// else could swap the file after loto checked it.
+void check_directories_above(const std::string& path) {
+  std::array<char, PATH_MAX> resolved{};
+  if (::realpath(path.c_str(), resolved.data()) == nullptr) {
+    config_error("cannot resolve config file " + quoted(path) + ": " + std::strerror(errno));
+  }
+  std::string dir = resolved.data();
+  while (dir != "/") {
+    const auto slash = dir.rfind('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+      config_error("cannot inspect directory " + quoted(dir) + ": " + std::strerror(errno));
+    }
+    if (st.st_uid != 0 && st.st_uid != ::getuid()) {
+      config_error("config file " + quoted(path) + " is in an insecure directory " + quoted(dir) +
+                   " (owned by uid " + std::to_string(st.st_uid) +
+                   "); keep it where only root or you can write");
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+      config_error("config file " + quoted(path) + " is in an insecure directory " + quoted(dir) +
+                   " (writable by others and not sticky); run: chmod go-w " + quoted(dir));
+    }
+  }
+}
+
 } // namespace
 
 const std::vector<std::string>& syslog_facilities() {
@@ -421,6 +450,7 @@ std::string read_trusted_file(const std::string& path) {
     config_error("config file " + name + " is writable by group or others; run: chmod go-w " +
                  name);
   }
+  check_directories_above(path);
   if (static_cast<std::size_t>(st.st_size) > k_max_config_size) {
     config_error("config file " + name + " is too large (" + std::to_string(st.st_size) +
                  " bytes; the limit is 1 MiB)");

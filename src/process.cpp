@@ -82,9 +82,11 @@ SignalBaseline capture_signal_baseline() {
   }
   if (is_ignored(baseline, SIGCHLD)) {
     // With SIGCHLD ignored the kernel reaps the command itself and its status is lost.
+    // The command gets the default too (posix_spawn cannot set SIG_IGN).
     struct sigaction action {};
     action.sa_handler = SIG_DFL;
     ::sigaction(SIGCHLD, &action, nullptr);
+    sigdelset(&baseline.ignored, SIGCHLD);
   }
   return baseline;
 }
@@ -207,7 +209,18 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   posix_spawnattr_setsigmask(&attributes, &baseline.mask);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  // glibc 2.36's posix_spawn leaves its two internal signals (32 and 33) ignored in the
+  // command unless they are in the default set; sigaddset() refuses them, so their bits
+  // are set by hand. The command then starts with exactly the dispositions loto got.
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  auto* words = reinterpret_cast<unsigned long*>(&defaults); // NOLINT: glibc's sigset_t layout
+  for (const int internal : {32, 33}) {
+    const auto bit = static_cast<unsigned>(internal - 1);
+    words[bit / (8 * sizeof(unsigned long))] |= 1UL << (bit % (8 * sizeof(unsigned long)));
+  }
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   // loto is single-threaded, so clearing close-on-exec here cannot leak the lock into
   // anything but this command.
