@@ -74,7 +74,8 @@ SignalBaseline capture_signal_baseline() {
   SignalBaseline baseline;
   ::sigprocmask(SIG_SETMASK, nullptr, &baseline.mask);
   sigemptyset(&baseline.ignored);
-  for (int signal = 1; signal < NSIG; ++signal) {
+  // Only the signals loto handles or forwards matter; others pass to the command as is.
+  for (const int signal : k_supervised_signals) {
     struct sigaction action {};
     if (::sigaction(signal, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) {
       sigaddset(&baseline.ignored, signal);
