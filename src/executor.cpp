@@ -35,11 +35,45 @@ std::string describe_holder(const std::optional<LockHolder>& holder) {
   return ", held by pid " + std::to_string(holder->pid) + ": " + holder->command;
 }
 
-} // namespace
+// Reports a lock that was not taken and returns loto's exit status for it.
+int report_not_acquired(const Plan& plan,
+                        const LockTarget& target,
+                        AcquireStatus status,
+                        const WaitSession& session,
+                        const LockBackend& backend,
+                        Log& log) {
+  const std::string elapsed_ms = std::to_string(session.elapsed().count());
+  if (status == AcquireStatus::interrupted) {
+    const int signal = session.interrupt_signal();
+    log.notice("interrupted by " + signal_name(signal) + " while waiting for " + describe(target) +
+               "; the command was not run");
+    log.audit(Log::Severity::warning,
+              "interrupted",
+              {{"resource", target.name},
+               {"lock", target.path},
+               {"signal", signal_name(signal)},
+               {"waited_ms", elapsed_ms}});
+    return exit_code::signal_base + signal;
+  }
+  const auto holder = backend.find_holder(target);
+  Fields fields{{"resource", target.name}, {"lock", target.path}, {"waited_ms", elapsed_ms}};
+  if (holder) {
+    fields.emplace_back("holder_pid", std::to_string(holder->pid));
+  }
+  if (status == AcquireStatus::timed_out) {
+    log.notice("timed out after " + format_duration(plan.wait_limit.value_or(Duration::zero())) +
+               " waiting for " + describe(target) + describe_holder(holder) +
+               "; the command was not run");
+    log.audit(Log::Severity::warning, "timeout", fields);
+  } else {
+    log.notice(describe(target) + " is busy" + describe_holder(holder) +
+               "; the command was not run (use -w to wait, or -t to wait a while)");
+    log.audit(Log::Severity::warning, "busy", fields);
+  }
+  return plan.conflict_exit_code;
+}
 
-int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
-  std::vector<std::unique_ptr<HeldLock>> held;
-  std::chrono::milliseconds waited{};
+void debug_plan(const Plan& plan, Log& log) {
   log.debug("configuration: " +
             (plan.config_files.empty() ? "built-in defaults" : plan.config_files));
   std::string wait_text = "as long as it takes";
@@ -50,48 +84,30 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
   log.debug("wait: " + wait_text + "; conflict exit code " +
             std::to_string(plan.conflict_exit_code) +
             "; lock passed to the command: " + (plan.inherit_lock ? "yes" : "no"));
+}
+
+} // namespace
+
+int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
+  debug_plan(plan, log);
+  std::vector<std::unique_ptr<HeldLock>> held;
+  std::chrono::milliseconds waited{};
   {
     WaitSession session(plan.wait_limit, baseline);
     for (const auto& target : plan.locks) {
-      session.on_wait_start([&] {
-        log.progress("waiting for " + describe(target) +
-                     describe_holder(backend.find_holder(target)));
-      });
+      if (log.shows_progress()) {
+        session.on_wait_start([&] {
+          log.progress("waiting for " + describe(target) +
+                       describe_holder(backend.find_holder(target)));
+        });
+      }
       log.debug("locking " + describe(target));
       AcquireResult result = backend.acquire(target, session);
-      if (result.status == AcquireStatus::acquired) {
-        held.push_back(std::move(result.lock));
-        continue;
+      if (result.status != AcquireStatus::acquired) {
+        held.clear(); // release what was taken before reporting
+        return report_not_acquired(plan, target, result.status, session, backend, log);
       }
-      held.clear(); // release what was taken before reporting
-      const std::string elapsed_ms = std::to_string(session.elapsed().count());
-      if (result.status == AcquireStatus::interrupted) {
-        const int signal = session.interrupt_signal();
-        log.notice("interrupted by " + signal_name(signal) + " while waiting for " +
-                   describe(target) + "; the command was not run");
-        log.audit(Log::Severity::warning,
-                  "interrupted",
-                  {{"resource", target.name},
-                   {"lock", target.path},
-                   {"signal", signal_name(signal)},
-                   {"waited_ms", elapsed_ms}});
-        return exit_code::signal_base + signal;
-      }
-      const auto holder = backend.find_holder(target);
-      Fields fields{{"resource", target.name}, {"lock", target.path}, {"waited_ms", elapsed_ms}};
-      if (holder) {
-        fields.emplace_back("holder_pid", std::to_string(holder->pid));
-      }
-      if (result.status == AcquireStatus::timed_out) {
-        log.notice("timed out after " + format_duration(*plan.wait_limit) + " waiting for " +
-                   describe(target) + describe_holder(holder) + "; the command was not run");
-        log.audit(Log::Severity::warning, "timeout", fields);
-      } else {
-        log.notice(describe(target) + " is busy" + describe_holder(holder) +
-                   "; the command was not run (use -w to wait, or -t to wait a while)");
-        log.audit(Log::Severity::warning, "busy", fields);
-      }
-      return plan.conflict_exit_code;
+      held.push_back(std::move(result.lock));
     }
     // From here on, stop signals wait in the queue for the supervisor to forward.
     block_supervised_signals(baseline);

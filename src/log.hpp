@@ -40,6 +40,10 @@ public:
   void notice(const std::string& message);
   // The play-by-play of -v, to stderr and syslog.
   void progress(const std::string& message);
+  // Whether progress() shows anything: skip work that only feeds it.
+  bool shows_progress() const {
+    return m_plan.verbosity > 0;
+  }
   // Detail for -vv, stderr only.
   void debug(const std::string& message);
 
