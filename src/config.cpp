@@ -28,7 +28,7 @@ namespace loto {
 
 namespace {
 
-constexpr std::size_t k_max_config_size = 1024 * 1024;
+constexpr std::size_t k_max_config_size = std::size_t{1024} * 1024;
 
 [[noreturn]] void config_error(const std::string& message) {
   throw Error(exit_code::config, message);
@@ -430,6 +430,9 @@ std::string read_trusted_file(const std::string& path) {
   }
   struct Closer {
     int fd;
+    explicit Closer(int descriptor) : fd(descriptor) {}
+    Closer(const Closer&) = delete;
+    Closer& operator=(const Closer&) = delete;
     ~Closer() {
       ::close(fd);
     }

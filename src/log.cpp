@@ -96,7 +96,9 @@ protected:
     const std::time_t now = std::time(nullptr);
     std::tm local{};
     ::localtime_r(&now, &local);
-    std::strftime(stamp.data(), stamp.size(), "%b %e %T", &local);
+    if (std::strftime(stamp.data(), stamp.size(), "%b %e %T", &local) == 0) {
+      stamp[0] = '\0'; // the contents are unspecified when it does not fit
+    }
     std::string datagram = "<" + std::to_string(m_facility | severity) + ">" + stamp.data() + " " +
                            m_ident + "[" + std::to_string(::getpid()) + "]: ";
     datagram.append(msg.payload.data(), msg.payload.size());
