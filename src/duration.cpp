@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cstdint>
-#include <ranges>
 
 namespace loto {
 
@@ -80,10 +79,10 @@ std::string format_duration(Duration duration) {
   }
   // Whole hours, minutes or seconds; milliseconds only below a second ("1.5s", not
   // "1500ms").
-  for (const auto& unit : std::views::reverse(k_units)) {
-    const bool below_a_second_only = unit.suffix == "ms";
-    if (ns % unit.nanoseconds == 0 && (!below_a_second_only || ns < k_ns_per_s)) {
-      return std::to_string(ns / unit.nanoseconds) + std::string(unit.suffix);
+  for (auto it = k_units.rbegin(); it != k_units.rend(); ++it) {
+    const bool below_a_second_only = it->suffix == "ms";
+    if (ns % it->nanoseconds == 0 && (!below_a_second_only || ns < k_ns_per_s)) {
+      return std::to_string(ns / it->nanoseconds) + std::string(it->suffix);
     }
   }
   // Seconds with up to 9 decimals, trailing zeros removed.
