@@ -71,6 +71,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (cli.conflict_exit_code) {
     require(*cli.conflict_exit_code >= 0 && *cli.conflict_exit_code <= 255);
   }
+  if (cli.action == loto::Action::help) {
+    require(!loto::help_text().empty());
+  }
+  // --config wins over the (empty) environment.
+  const loto::ConfigSource source = loto::choose_config_source(cli, {});
+  require(source.must_exist == cli.config_path.has_value());
 
   try {
     const loto::Plan plan = loto::make_plan(cli, loto::Config{}, {});
