@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "plan.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -43,6 +44,16 @@ std::vector<std::string> split_words(std::string_view bytes) {
   return words;
 }
 
+// An error message is one printable line: control characters and invalid UTF-8 from argv
+// must arrive escaped.
+bool is_one_clean_line(std::string_view message) {
+  return !loto::find_invalid_utf8(message) &&
+         std::none_of(message.begin(), message.end(), [](char c) {
+           const auto byte = static_cast<unsigned char>(c);
+           return byte < 0x20 || byte == 0x7f;
+         });
+}
+
 // `tail` is exactly the last tail.size() words of `all`.
 bool is_suffix(const std::vector<std::string>& tail, const std::vector<std::string>& all) {
   return tail.size() <= all.size() && std::equal(tail.rbegin(), tail.rend(), all.rbegin());
@@ -60,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     cli = loto::parse_cli(args);
   } catch (const loto::Error& e) {
     require(e.exit_code() == loto::exit_code::usage);
+    require(is_one_clean_line(e.what()));
     return 0;
   }
   // The command is passed on untouched: the words after the options, as typed.
@@ -92,6 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } catch (const loto::Error& e) {
     require(e.exit_code() == loto::exit_code::usage);
+    require(is_one_clean_line(e.what()));
   }
   return 0;
 }

@@ -28,6 +28,46 @@ void require(bool condition) {
   }
 }
 
+// An error message is one printable line: every control character and invalid UTF-8 byte
+// from the file must arrive escaped (it goes to stderr and syslog as is).
+bool is_one_clean_line(std::string_view message) {
+  return !loto::find_invalid_utf8(message) &&
+         std::none_of(message.begin(), message.end(), [](char c) {
+           const auto byte = static_cast<unsigned char>(c);
+           return byte < 0x20 || byte == 0x7f;
+         });
+}
+
+// "fuzz.yaml: ..." or "fuzz.yaml:LINE:COL: ...", LINE at most one past the last line.
+bool has_valid_position(std::string_view message, std::string_view text) {
+  if (!message.starts_with(k_file)) {
+    return false;
+  }
+  message.remove_prefix(k_file.size());
+  if (message.starts_with(": ")) {
+    return true;
+  }
+  const auto number = [&message]() -> long {
+    if (message.empty() || message.front() != ':') {
+      return -1;
+    }
+    message.remove_prefix(1);
+    long value = 0;
+    std::size_t digits = 0;
+    while (digits < message.size() && digits < 9 && message[digits] >= '0' &&
+           message[digits] <= '9') {
+      value = value * 10 + (message[digits] - '0');
+      ++digits;
+    }
+    message.remove_prefix(digits);
+    return digits == 0 ? -1 : value;
+  };
+  const long line = number();
+  const long column = number();
+  const auto lines = static_cast<long>(std::count(text.begin(), text.end(), '\n')) + 2;
+  return line >= 1 && line <= lines && column >= 1 && message.starts_with(": ");
+}
+
 bool from_this_file(const std::string& origin) {
   return origin.starts_with(k_file + ":");
 }
@@ -90,8 +130,8 @@ void plan_with(const loto::CliOptions& cli, const loto::Config& config) {
     for (const auto& lock : plan.locks) {
       require(lock.path.starts_with('/'));
     }
-  } catch (const loto::Error&) {
-    // a clean refusal
+  } catch (const loto::Error& e) {
+    require(is_one_clean_line(e.what())); // a clean refusal
   }
 }
 
@@ -104,7 +144,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     config = loto::parse_config(text, k_file);
   } catch (const loto::Error& e) {
     require(e.exit_code() == loto::exit_code::config);
-    require(std::string_view(e.what()).starts_with(k_file));
+    require(is_one_clean_line(e.what()));
+    require(has_valid_position(e.what(), text));
     return 0;
   }
   check_config(config);
