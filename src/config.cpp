@@ -400,7 +400,8 @@ Config parse_config(std::string_view text, const std::string& file_name) {
   } catch (const YAML::DeepRecursion& e) {
     config_error(position(file_name, e.mark) + ": nested too deep");
   } catch (const YAML::Exception& e) {
-    config_error(position(file_name, e.mark) + ": " + e.msg);
+    // yaml-cpp quotes the offending byte raw; keep the message one printable line.
+    config_error(position(file_name, e.mark) + ": " + escape(e.msg));
   }
 }
 
