@@ -12,15 +12,20 @@ start=$SECONDS
 
 for tool in clang-tidy-14 run-clang-tidy-14 cppcheck; do
   command -v "$tool" >/dev/null || {
-    echo "lint: $tool is not installed (apt-get install clang-tidy-14 cppcheck)" >&2
+    echo "lint: $tool is not installed (apt-get install clang-tidy-14 cppcheck clang-14)" >&2
     exit 1
   }
 done
 
 # clang's view of the flags, so clang-tidy sees what a clang build would compile.
 compiler=()
-if [[ ! -f "$build/CMakeCache.txt" ]] && command -v clang++ >/dev/null; then
-  compiler=(-DCMAKE_CXX_COMPILER=clang++)
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  for cxx in clang++ clang++-14; do
+    if command -v "$cxx" >/dev/null; then
+      compiler=(-DCMAKE_CXX_COMPILER="$cxx")
+      break
+    fi
+  done
 fi
 cmake -S "$root" -B "$build" "${compiler[@]}" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 
