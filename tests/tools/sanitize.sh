@@ -68,7 +68,18 @@ cp "$build/Testing/Temporary/LastTest.log" "$logs/e2e.log" 2>/dev/null || true
 
 step "sanitizer reports"
 shopt -s nullglob
-found=("$reports"/*)
+# One notice is not a finding: LeakSanitizer prints "Unable to get registers from thread N."
+# when the process is killed (SIGKILL, as the stress test does) while its exit-time leak scan
+# runs, then goes on. A file holding only that line is listed, not counted.
+benign='^==[0-9]+==Unable to get registers from thread [0-9]+\.$'
+found=()
+for file in "$reports"/*; do
+  if grep -qvE "$benign" "$file"; then
+    found+=("$file")
+  else
+    echo "ignored (process killed during LSan's exit scan): $file: $(cat "$file")"
+  fi
+done
 if ((${#found[@]} > 0)); then
   for file in "${found[@]}"; do
     echo "---- $file"
