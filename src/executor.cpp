@@ -76,12 +76,7 @@ int report_not_acquired(const Plan& plan,
 void debug_plan(const Plan& plan, Log& log) {
   log.debug("configuration: " +
             (plan.config_files.empty() ? "built-in defaults" : plan.config_files));
-  std::string wait_text = "as long as it takes";
-  if (plan.wait_limit) {
-    wait_text =
-        *plan.wait_limit == Duration::zero() ? "no" : "up to " + format_duration(*plan.wait_limit);
-  }
-  log.debug("wait: " + wait_text + "; conflict exit code " +
+  log.debug("policy: " + describe_wait(plan.wait_limit) + "; conflict exit code " +
             std::to_string(plan.conflict_exit_code) +
             "; lock passed to the command: " + (plan.inherit_lock ? "yes" : "no"));
 }
@@ -89,7 +84,9 @@ void debug_plan(const Plan& plan, Log& log) {
 } // namespace
 
 int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
-  debug_plan(plan, log);
+  if (log.shows_debug()) {
+    debug_plan(plan, log);
+  }
   std::vector<std::unique_ptr<HeldLock>> held;
   std::chrono::milliseconds waited{};
   {
@@ -101,7 +98,9 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
                        describe_holder(backend.find_holder(target)));
         });
       }
-      log.debug("locking " + describe(target));
+      if (log.shows_debug()) {
+        log.debug("locking " + describe(target));
+      }
       AcquireResult result = backend.acquire(target, session);
       if (result.status != AcquireStatus::acquired) {
         held.clear(); // release what was taken before reporting

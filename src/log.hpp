@@ -44,6 +44,10 @@ public:
   bool shows_progress() const {
     return m_plan.verbosity > 0;
   }
+  // Whether debug() shows anything (-vv).
+  bool shows_debug() const {
+    return m_plan.verbosity > 1;
+  }
   // Detail for -vv, stderr only.
   void debug(const std::string& message);
 

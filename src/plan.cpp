@@ -34,13 +34,6 @@ template <typename T> struct Layered {
   }
 };
 
-std::string describe_wait(const std::optional<Duration>& limit) {
-  if (!limit) {
-    return "wait";
-  }
-  return *limit == Duration::zero() ? "no wait" : "wait up to " + format_duration(*limit);
-}
-
 // How long to wait, decided layer by layer in priority order: `wait: false` stops waiting
 // whatever lower layers said; `wait: true` waits, still bounded by a lower layer's
 // timeout; a timeout sets the bound and implies waiting (0: do not wait).
@@ -92,6 +85,13 @@ std::string canonical_lock_path(const std::string& path) {
 }
 
 } // namespace
+
+std::string describe_wait(const std::optional<Duration>& limit) {
+  if (!limit) {
+    return "wait";
+  }
+  return *limit == Duration::zero() ? "no wait" : "wait up to " + format_duration(*limit);
+}
 
 ConfigSource choose_config_source(const CliOptions& cli,
                                   const std::vector<std::string>& environment) {

@@ -59,6 +59,9 @@ struct Plan {
   std::vector<ResourceView> resources;
 };
 
+// A wait limit as people read it: "no wait", "wait", "wait up to 5m".
+std::string describe_wait(const std::optional<Duration>& limit);
+
 // Which config file to read: --config, else LOTO_CONFIG, else the system file.
 ConfigSource choose_config_source(const CliOptions& cli,
                                   const std::vector<std::string>& environment);
