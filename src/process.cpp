@@ -4,7 +4,6 @@
 #include "text.hpp"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -13,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 namespace loto {
 
@@ -49,6 +49,55 @@ extern "C" void on_alarm(int /*signal*/) {
 
 bool is_ignored(const SignalBaseline& baseline, int signal) {
   return sigismember(&baseline.ignored, signal) == 1;
+}
+
+// The paths execvp() would try for `program`: itself if it holds a '/', else each PATH
+// entry in turn ("/bin:/usr/bin" when PATH is unset; an empty entry is the current
+// directory). Built before the child exists, which may not allocate.
+std::vector<std::string> executable_candidates(const std::string& program,
+                                               const std::vector<std::string>& environment) {
+  if (program.empty()) {
+    return {}; // nothing to run: reported as not found
+  }
+  if (program.find('/') != std::string::npos) {
+    return {program};
+  }
+  std::string_view search = "/bin:/usr/bin";
+  for (const auto& entry : environment) {
+    if (entry.starts_with("PATH=")) {
+      search = std::string_view(entry).substr(5);
+      break;
+    }
+  }
+  std::vector<std::string> candidates;
+  for (;;) {
+    const auto colon = search.find(':');
+    const std::string_view dir = search.substr(0, colon);
+    candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + program);
+    if (colon == std::string_view::npos) {
+      return candidates;
+    }
+    search.remove_prefix(colon + 1);
+  }
+}
+
+// In the vfork child: execve each candidate as execvp() does, moving on past entries
+// where the file is missing or not permitted, but never handing a file that is not an
+// executable to /bin/sh (as posix_spawnp, unlike execvp). Returns the errno to report.
+int exec_first(const std::vector<const char*>& candidates, char* const* argv, char* const* envp) {
+  bool denied = false;
+  int error = ENOENT;
+  for (const char* path : candidates) {
+    ::execve(path, argv, envp);
+    error = errno;
+    if (error == EACCES) {
+      denied = true;
+    } else if (error != ENOENT && error != ENOTDIR && error != ESTALE && error != ENODEV &&
+               error != ETIMEDOUT) {
+      return error;
+    }
+  }
+  return denied ? EACCES : error;
 }
 
 timespec to_timespec(std::chrono::steady_clock::time_point point) {
@@ -207,21 +256,11 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
   }
   child_env.push_back(nullptr);
 
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setsigmask(&attributes, &baseline.mask);
-  // glibc 2.36's posix_spawn leaves its two internal signals (32 and 33) ignored in the
-  // command unless they are in the default set; sigaddset() refuses them, so their bits
-  // are set by hand. The command then starts with exactly the dispositions loto got.
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  auto* words = reinterpret_cast<unsigned long*>(&defaults); // NOLINT: glibc's sigset_t layout
-  for (const int internal : {32, 33}) {
-    const auto bit = static_cast<unsigned>(internal - 1);
-    words[bit / (8 * sizeof(unsigned long))] |= 1UL << (bit % (8 * sizeof(unsigned long)));
+  const std::vector<std::string> candidates = executable_candidates(argv[0], environment);
+  std::vector<const char*> candidate_paths;
+  for (const auto& path : candidates) {
+    candidate_paths.push_back(path.c_str());
   }
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   // loto is single-threaded, so clearing close-on-exec here cannot leak the lock into
   // anything but this command.
@@ -230,12 +269,26 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
       os_failure("cannot pass the lock to the command");
     }
   }
-  pid_t pid = -1;
-  const int error = ::posix_spawnp(
-      &pid, child_argv[0], nullptr, &attributes, child_argv.data(), child_env.data());
-  posix_spawnattr_destroy(&attributes);
+  // vfork: the child borrows loto's memory until execve, so it only restores the signal
+  // mask and execs; loto resumes once it has. glibc's posix_spawn does the same but also
+  // makes two system calls per signal number to reset handlers; loto has none installed
+  // here (the wait is over), and execve resets any others. The child reports a failed
+  // execve through `exec_error`, in the memory it shares with loto.
+  volatile int exec_error = 0;
+  const pid_t pid = ::vfork();
+  if (pid == 0) {
+    ::sigprocmask(SIG_SETMASK, &baseline.mask, nullptr);
+    exec_error = exec_first(candidate_paths, child_argv.data(), child_env.data());
+    ::_exit(exit_code::not_found);
+  }
+  const int error = pid < 0 ? errno : exec_error;
   for (const int fd : inherit_fds) {
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  if (error != 0 && pid > 0) {
+    // The child has exited without running the command; collect it.
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
   }
   if (error != 0) {
     const std::string name = quoted(argv[0]);

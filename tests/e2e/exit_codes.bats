@@ -239,6 +239,30 @@ defaults:
   lock_is_free "$T/l"
 }
 
+@test "PATH search as execvp: a non-executable match is passed over; no /bin/sh fallback" {
+  mkdir "$T/bin1" "$T/bin2"
+  printf '#!/bin/sh\ntouch "$T/wrong"\n' >"$T/bin1/loto-probe"
+  chmod 0644 "$T/bin1/loto-probe"
+  printf '#!/bin/sh\ntouch "$T/right"\n' >"$T/bin2/loto-probe"
+  chmod 0755 "$T/bin2/loto-probe"
+  PATH="$T/bin1:$T/bin2:$PATH" lotoc -L "$T/l" loto-probe
+  [ -e "$T/right" ]
+  [ ! -e "$T/wrong" ]
+  # only the file without execute permission on PATH: 126
+  PATH="$T/bin1:$PATH" expect_loto_fails 126 -L "$T/l" loto-probe
+  [[ "$stderr" == *"Permission denied"* ]]
+  # an executable text file with no #! line is refused, not run by /bin/sh as execvp would
+  printf 'touch "$T/ran"\n' >"$T/bin2/loto-no-hashbang"
+  chmod 0755 "$T/bin2/loto-no-hashbang"
+  PATH="$T/bin2:$PATH" expect_loto_fails 126 -L "$T/l" loto-no-hashbang
+  [[ "$stderr" == *"Exec format error"* ]]
+  # an empty PATH entry is the current directory
+  rm "$T/right"
+  (cd "$T/bin2" && PATH=":/usr/bin:/bin" "$LOTO" --config "$CFG" -L "$T/l" loto-probe)
+  [ -e "$T/right" ]
+  lock_is_free "$T/l"
+}
+
 @test "config error: 78, nothing run, no lock file created" {
   CFG="$(write_config "$(base_config)
 no_such_key: 1
