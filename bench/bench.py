@@ -191,7 +191,7 @@ ANATOMY = [
     ("make plan", r"loto::make_plan\("),
     ("logger set-up", r"loto::Log::Log\("),
     ("take lock + run command", r"loto::execute\("),
-    ("  spawn (posix_spawnp)", r"posix_spawnp"),
+    ("  spawn + wait (vfork + execve)", r"loto::run_command\("),
     ("  audit records (syslog)", r"loto::Log::audit\("),
 ]
 

@@ -132,7 +132,7 @@ SignalBaseline capture_signal_baseline() {
   }
   if (is_ignored(baseline, SIGCHLD)) {
     // With SIGCHLD ignored the kernel reaps the command itself and its status is lost.
-    // The command gets the default too (posix_spawn cannot set SIG_IGN).
+    // The command inherits the default too, which is what nearly every program expects.
     struct sigaction action {};
     action.sa_handler = SIG_DFL;
     ::sigaction(SIGCHLD, &action, nullptr);

@@ -260,6 +260,21 @@ TEST_CASE("duplicate keys are errors", "[config]") {
         "test.yaml:3:3: duplicate key 'db' in resources");
   CHECK(config_error("defaults: {wait: true, wait: false}\n") ==
         "test.yaml:1:24: duplicate key 'wait' in defaults");
+  CHECK(config_error("defaults:\ndefaults:\n") ==
+        "test.yaml:2:1: duplicate key 'defaults' in the top level");
+  CHECK(config_error("logging:\n  level: info\n  level: info\n") ==
+        "test.yaml:3:3: duplicate key 'level' in logging");
+  CHECK(config_error("resources:\n  db:\n    path: /a\n    description: x\n    path: /b\n") ==
+        "test.yaml:5:5: duplicate key 'path' in resource 'db'");
+  CHECK(config_error("resources:\n  db: {wait: true, timeout: 5, wait: false}\n") ==
+        "test.yaml:2:32: duplicate key 'wait' in resource 'db'");
+  CHECK(config_error("resources:\n  db:\n  web:\n  db:\n    wait: true\n") ==
+        "test.yaml:4:3: duplicate key 'db' in resources");
+  // Entries are checked in file order: a bad first value is reported before the duplicate.
+  CHECK(config_error("defaults:\n  wait: true\n  wait: maybe\n") ==
+        "test.yaml:3:3: duplicate key 'wait' in defaults");
+  CHECK(config_error("defaults:\n  wait: maybe\n  wait: true\n") ==
+        "test.yaml:2:9: expected true or false for 'wait', got 'maybe'");
 }
 
 TEST_CASE("wrong value types are errors", "[config]") {
@@ -284,6 +299,103 @@ TEST_CASE("wrong value types are errors", "[config]") {
   CHECK(config_error("resources:\n  db:\n    description: [a]\n") ==
         "test.yaml:3:18: expected a single value for 'description'");
   CHECK(config_error("? [a]\n: 1\n") == "test.yaml:1:3: expected a plain key in the top level");
+  // A mapping or sequence is reported where it starts, not at its key.
+  CHECK(config_error("lock_dir:\n  a: b\n") ==
+        "test.yaml:2:3: expected a single value for 'lock_dir'");
+  CHECK(config_error("lock_dir:\n- a\n") ==
+        "test.yaml:2:1: expected a single value for 'lock_dir'");
+  CHECK(config_error("defaults:\n  wait:\n    - true\n") ==
+        "test.yaml:3:5: expected a single value for 'wait'");
+  CHECK(config_error("defaults:\n  wait: {}\n") ==
+        "test.yaml:2:9: expected a single value for 'wait'");
+  CHECK(config_error("resources:\n  - a\n") ==
+        "test.yaml:2:3: expected a mapping (key: value lines) for resources");
+  CHECK(config_error("logging: \n  []\n") ==
+        "test.yaml:2:3: expected a mapping (key: value lines) for logging");
+  CHECK(config_error("\"\"\n") ==
+        "test.yaml:1:1: expected a mapping (key: value lines) for the top level");
+}
+
+TEST_CASE("only plain keys are accepted", "[config]") {
+  CHECK(config_error("? {a: 1}\n: 2\n") == "test.yaml:1:3: expected a plain key in the top level");
+  CHECK(config_error("{? [a] : 1}\n") == "test.yaml:1:4: expected a plain key in the top level");
+  CHECK(config_error("resources:\n  ? [db]\n  : {}\n") ==
+        "test.yaml:2:5: expected a plain key in resources");
+  CHECK(config_error("defaults:\n  ? - wait\n  : true\n") ==
+        "test.yaml:2:5: expected a plain key in defaults");
+  // A null key is no plain key; a quoted "null" is a name like any other.
+  CHECK(config_error(": 1\n") == "test.yaml:1:1: expected a plain key in the top level");
+  CHECK(config_error("~: 1\n") == "test.yaml:1:1: expected a plain key in the top level");
+  CHECK(config_error("null: 1\n") == "test.yaml:1:1: expected a plain key in the top level");
+  CHECK(config_error("\"null\": 1\n") == "test.yaml:1:1: unknown key 'null' in the top level");
+  CHECK(config_error("resources:\n  \"~\":\n") ==
+        "test.yaml:2:3: invalid resource name '~' (a letter or digit, then up to 63 of A-Z a-z "
+        "0-9 . _ -)");
+  // A null key below a section falls under the missing-value rule: reported at the section.
+  CHECK(config_error("defaults:\n  : true\n") == "test.yaml:1:1: expected a plain key in defaults");
+  CHECK(config_error("resources:\n  ~:\n") == "test.yaml:1:1: expected a plain key in resources");
+  // Explicit and flow-style keys without a value are plain keys with a null value.
+  const Config keys = parse_config("? lock_dir\n: /a\nresources: {db, web}\n", "test.yaml");
+  REQUIRE(keys.lock_dir);
+  CHECK(keys.lock_dir->origin == "test.yaml:2");
+  CHECK(keys.resources.size() == 2);
+}
+
+TEST_CASE("plain nulls are missing values, quoted ones are text", "[config]") {
+  for (const std::string word : {"null", "Null", "NULL", "~"}) {
+    INFO("description: " << word);
+    CHECK(config_error("resources:\n  db:\n    description: " + word + "\n") ==
+          "test.yaml:3:18: expected a single value for 'description'");
+  }
+  const std::vector<std::pair<std::string, std::string>> texts{{"nULL", "nULL"},
+                                                               {"\"null\"", "null"},
+                                                               {"'~'", "~"},
+                                                               {"''", ""},
+                                                               {"|\n      null", "null\n"}};
+  for (const auto& [word, description] : texts) {
+    INFO("description: " << word);
+    CHECK(parse_config("resources:\n  db:\n    description: " + word + "\n", "test.yaml")
+              .resources.at("db")
+              .description == description);
+  }
+  CHECK(config_error("lock_dir: \"null\"\n") ==
+        "test.yaml:1:11: invalid path 'null' for 'lock_dir': it is not an absolute path");
+  // A document that is only a null sets nothing.
+  for (const std::string text : {"---\n", "~\n", "null\n", "--- ~\n", "---\n...\n", "!!null\n"}) {
+    INFO("text: " << text);
+    const Config config = parse_config(text, "test.yaml");
+    CHECK_FALSE(config.lock_dir);
+    CHECK(config.resources.empty());
+  }
+}
+
+TEST_CASE("tags do not change how a value is read", "[config]") {
+  CHECK(parse_config("lock_dir: !!null /x\n", "test.yaml").lock_dir->value == "/x");
+  CHECK(parse_config("lock_dir: !local /x\n", "test.yaml").lock_dir->value == "/x");
+  CHECK(parse_config("defaults: !!str {wait: true}\n", "test.yaml").defaults.wait->value);
+  CHECK(config_error("lock_dir: !!str null\n") ==
+        "test.yaml:1:11: invalid path 'null' for 'lock_dir': it is not an absolute path");
+  // A tag without a value is an empty text, an anchor without a value is a null.
+  CHECK(config_error("lock_dir: !local\n") ==
+        "test.yaml:1:11: invalid path '' for 'lock_dir': it is not an absolute path");
+  CHECK(config_error("lock_dir: &a\n") == "test.yaml:1:11: expected a single value for 'lock_dir'");
+}
+
+TEST_CASE("anchors without aliases are accepted", "[config]") {
+  const Config config = parse_config(
+      "defaults: &d\n  wait: true\nlock_dir: &p /x\nresources:\n  &r db:\n    timeout: &t 5\n",
+      "test.yaml");
+  REQUIRE(config.defaults.wait);
+  CHECK(config.defaults.wait->origin == "test.yaml:2");
+  REQUIRE(config.lock_dir);
+  CHECK(config.lock_dir->value == "/x");
+  CHECK(config.lock_dir->origin == "test.yaml:3");
+  REQUIRE(config.resources.count("db") == 1);
+  CHECK(config.resources.at("db").origin == "test.yaml:5");
+  REQUIRE(config.resources.at("db").policy.timeout);
+  CHECK(config.resources.at("db").policy.timeout->value == 5s);
+  CHECK(config.resources.at("db").policy.timeout->origin == "test.yaml:6");
+  CHECK(parse_config("&root\nlock_dir: /x\n", "test.yaml").lock_dir->origin == "test.yaml:2");
 }
 
 TEST_CASE("invalid durations are errors", "[config]") {
@@ -349,6 +461,21 @@ TEST_CASE("aliases are refused", "[config]") {
         "test.yaml:2:8: aliases (*name) are not supported; write the value out");
 }
 
+TEST_CASE("aliases are refused wherever they stand", "[config]") {
+  const std::string refused = ": aliases (*name) are not supported; write the value out";
+  CHECK(config_error("a: &x b\n*x : 1\n") == "test.yaml:2:1" + refused);
+  CHECK(config_error("defaults:\n  &w wait: true\n  *w : false\n") == "test.yaml:3:3" + refused);
+  CHECK(config_error("a: &a 1\n? *a\n: 2\n") == "test.yaml:2:3" + refused);
+  CHECK(config_error("lock_dir: &a /x\nresources: [*a]\n") == "test.yaml:2:13" + refused);
+  CHECK(config_error("lock_dir: &a /x\nresources:\n  - *a\n") == "test.yaml:3:5" + refused);
+  CHECK(config_error("defaults: &d {wait: true}\nresources: {db: *d}\n") ==
+        "test.yaml:2:17" + refused);
+  CHECK(config_error("&a [*a]\n") == "test.yaml:1:5" + refused);
+  // An unknown anchor is yaml-cpp's own syntax error.
+  CHECK(config_error("lock_dir: *nope\n") ==
+        "test.yaml:1:11: the referenced anchor is not defined");
+}
+
 TEST_CASE("several YAML documents are an error at the second document", "[config]") {
   CHECK(config_error("lock_dir: /a\n---\nlock_dir: /b\n") ==
         "test.yaml:2:1: a second YAML document; keep one document per file");
@@ -356,6 +483,17 @@ TEST_CASE("several YAML documents are an error at the second document", "[config
         "test.yaml:3:1: a second YAML document; keep one document per file");
   CHECK(config_error("lock_dir: /a\n...\n---\nlock_dir: /b\n") ==
         "test.yaml:3:1: a second YAML document; keep one document per file");
+  CHECK(config_error("lock_dir: /a\n...\n%YAML 1.2\n---\n") ==
+        "test.yaml:4:1: a second YAML document; keep one document per file");
+  // The first document's values are checked only once it is known to be the only one.
+  CHECK(config_error("lock_dir: relative\n---\n") ==
+        "test.yaml:2:1: a second YAML document; keep one document per file");
+  // The second document is parsed to its end first: its own errors come before this one.
+  CHECK(config_error("---\nlock_dir: /a\n---\nx: &b 2\ny: *b\n") ==
+        "test.yaml:5:4: aliases (*name) are not supported; write the value out");
+  CHECK(config_error("lock_dir: /a\n---\n[\n") == "test.yaml:4:1: end of sequence flow not found");
+  CHECK(config_error("---\nlock_dir: &a /a\n---\nlock_dir: *a\n") ==
+        "test.yaml:4:11: the referenced anchor is not defined");
 }
 
 TEST_CASE("tab indentation is a syntax error with a position", "[config]") {
@@ -457,6 +595,31 @@ TEST_CASE("a key without a value is an error", "[config]") {
 TEST_CASE("a key without a value is reported on the line of the key", "[config]") {
   CHECK_THAT(config_error("lock_dir:\n"), Catch::StartsWith("test.yaml:1:"));
   CHECK_THAT(config_error("defaults:\n  wait:\n"), Catch::StartsWith("test.yaml:2:"));
+}
+
+TEST_CASE("a missing value is reported at its key, one on the key's line where it is", "[config]") {
+  for (const std::string text :
+       {"lock_dir:\n", "lock_dir:", "lock_dir:   \n\n\n", "lock_dir: # c\n"}) {
+    INFO("text: " << text);
+    CHECK(config_error(text) == "test.yaml:1:1: expected a single value for 'lock_dir'");
+  }
+  CHECK(config_error("defaults:\n  wait:\n  timeout: 5\n") ==
+        "test.yaml:2:3: expected a single value for 'wait'");
+  CHECK(config_error("defaults:\n  wait:\n\n\n  timeout: 5\n") ==
+        "test.yaml:2:3: expected a single value for 'wait'");
+  CHECK(config_error("logging:\n  facility:\n") ==
+        "test.yaml:2:3: expected a single value for 'facility'");
+  CHECK(config_error("resources:\n  db:\n    path:\n") ==
+        "test.yaml:3:5: expected a single value for 'path'");
+  CHECK(config_error("defaults: {wait:\n}\n") ==
+        "test.yaml:1:12: expected a single value for 'wait'");
+  CHECK(config_error("? lock_dir\n") == "test.yaml:1:1: expected a single value for 'lock_dir'");
+  // On the key's line, yaml-cpp's own position of the missing value stands.
+  CHECK(config_error("defaults: {wait: }\n") ==
+        "test.yaml:1:18: expected a single value for 'wait'");
+  CHECK(config_error("defaults: {wait}\n") == "test.yaml:1:16: expected a single value for 'wait'");
+  CHECK(config_error("defaults: {wait: ,timeout: 5}\n") ==
+        "test.yaml:1:18: expected a single value for 'wait'");
 }
 
 // yaml-cpp 0.7 accepts an unterminated double-quoted scalar at the end of the file and
