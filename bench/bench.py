@@ -28,10 +28,10 @@ def percentile(values, fraction):
     return ordered[index]
 
 
-def run_once(argv):
+def run_once(argv, env):
     """Wall time of one run of argv in nanoseconds (spawn to reap)."""
     start = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, os.environ)
+    pid = os.posix_spawn(argv[0], argv, env)
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter_ns() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -47,6 +47,14 @@ class Tools:
         self.work = work
         self.job = os.path.join(work, "job")
         subprocess.run(["cc", "-O2", "-o", self.job, os.path.join(HERE, "job.c")], check=True)
+        # loto reads its config on every call, so it runs as installed: with the shipped
+        # etc/loto.yaml (through LOTO_CONFIG, in a directory loto trusts).
+        config_dir = os.path.join(work, "etc")
+        os.mkdir(config_dir, 0o755)
+        self.config = os.path.join(config_dir, "loto.yaml")
+        shutil.copyfile(os.path.join(HERE, "..", "etc", "loto.yaml"), self.config)
+        os.chmod(self.config, 0o644)
+        self.env = dict(os.environ, LOTO_CONFIG=self.config)
 
     def command(self, tool, lock, job_argv, wait):
         if tool == "loto":
@@ -57,20 +65,25 @@ class Tools:
 def overhead(tools, rounds):
     """Sequential calls of TOOL LOCK true, interleaved in random order each round."""
     lock = os.path.join(tools.work, "overhead.lock")
+    plain = dict(os.environ)
+    plain.pop("LOTO_CONFIG", None)
     cases = {
-        "true": [tools.true],
-        "flock": tools.command("flock", lock, [tools.true], False),
-        "loto": tools.command("loto", lock, [tools.true], False),
+        "true": ([tools.true], plain),
+        "flock": (tools.command("flock", lock, [tools.true], False), plain),
+        "loto": (tools.command("loto", lock, [tools.true], False), tools.env),
     }
+    # The floor: loto with no config file at all, when this machine has none installed.
+    if not os.path.exists("/etc/loto.yaml") and not os.path.exists("/etc/loto.d"):
+        cases["loto_no_config"] = (tools.command("loto", lock, [tools.true], False), plain)
     samples = {name: [] for name in cases}
     for _ in range(10):  # warm caches
-        for argv in cases.values():
-            run_once(argv)
+        for argv, env in cases.values():
+            run_once(argv, env)
     for _ in range(rounds):
         order = list(cases)
         random.shuffle(order)
         for name in order:
-            samples[name].append(run_once(cases[name]))
+            samples[name].append(run_once(*cases[name]))
     return {name: statistics.median(values) / 1e6 for name, values in samples.items()}
 
 
@@ -83,7 +96,7 @@ def handoff_run(tools, tool, workers, jobs):
     script = 'i=0; while [ "$i" -lt "$1" ]; do "${@:2}" || exit 1; i=$((i+1)); done'
     start = time.monotonic_ns()
     procs = [
-        subprocess.Popen(["bash", "-c", script, "worker", str(jobs)] + argv)
+        subprocess.Popen(["bash", "-c", script, "worker", str(jobs)] + argv, env=tools.env)
         for _ in range(workers)
     ]
     if any(proc.wait() != 0 for proc in procs):
@@ -153,7 +166,7 @@ def waiters_run(tools, tool, count, hold_seconds):
     holder = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
     fcntl.flock(holder, fcntl.LOCK_EX)
     argv = tools.command(tool, lock, [tools.job, stamps, counter], True)
-    procs = [subprocess.Popen(argv) for _ in range(count)]
+    procs = [subprocess.Popen(argv, env=tools.env) for _ in range(count)]
     deadline = time.monotonic() + 60
     while blocked_waiters(lock) < count:
         if time.monotonic() > deadline:
@@ -209,7 +222,7 @@ def anatomy(tools):
         out = os.path.join(tools.work, f"callgrind.{name}")
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.env,
         )
         report = subprocess.run(
             ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
@@ -238,6 +251,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="loto-bench.") as work:
         tools = Tools(args.loto, work)
         print(f"machine: {os.cpu_count()} cores, {os.uname().release}; loto {args.loto}")
+        print(f"loto's config: etc/loto.yaml as shipped ({os.path.getsize(tools.config)} bytes), "
+              "through LOTO_CONFIG")
         o = overhead(tools, 40 if quick else 300)
         h = handoff(tools, 8, 20 if quick else 200, 1 if quick else 2)
         w = waiters(tools, 30 if quick else 200, 1 if quick else 3)
@@ -252,6 +267,9 @@ def main():
           f"{o['loto']:.2f} | {ratio(o['loto'], o['flock'])} |")
     print(f"| overhead above bare `true`, ms | {o['flock'] - o['true']:.2f} | "
           f"{o['loto'] - o['true']:.2f} | {ratio(o['loto'] - o['true'], o['flock'] - o['true'])} |")
+    if "loto_no_config" in o:
+        print(f"| overhead: wall ms per call, loto with no config file | {o['flock']:.2f} | "
+              f"{o['loto_no_config']:.2f} | {ratio(o['loto_no_config'], o['flock'])} |")
     hf, hl = h["flock"], h["loto"]
     print(f"| handoff: jobs/s (8 workers) | {hf['jobs_per_s']:.0f} | {hl['jobs_per_s']:.0f} | "
           f"{ratio(hl['jobs_per_s'], hf['jobs_per_s'])} |")
