@@ -6,8 +6,8 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
-#include <yaml-cpp/yaml.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -42,48 +42,139 @@ std::string position(const std::string& file, const YAML::Mark& mark) {
   return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }
 
-std::string origin_of(const std::string& file, const YAML::Node& node) {
-  return file + ":" + std::to_string(node.Mark().line + 1);
+struct YamlEntry;
+
+// A node of a config file's YAML tree. `mark` is the parser's position for the node, which
+// messages report: a mapping's or sequence's start, or where yaml-cpp puts a missing value
+// (see Reader::fail).
+struct YamlNode {
+  enum class Kind { null, scalar, sequence, map };
+
+  Kind kind = Kind::null;
+  YAML::Mark mark = YAML::Mark::null_mark();
+  std::string text;               // a scalar's
+  std::vector<YamlEntry> entries; // a map's, in file order with duplicates kept
+  std::vector<YamlNode> items;    // a sequence's
+
+  YamlNode() = default;
+  YamlNode(Kind node_kind, const YAML::Mark& node_mark, std::string scalar_text = {});
+
+  bool is_null() const {
+    return kind == Kind::null;
+  }
+  bool is_scalar() const {
+    return kind == Kind::scalar;
+  }
+  bool is_map() const {
+    return kind == Kind::map;
+  }
+};
+
+struct YamlEntry {
+  YamlNode key;
+  YamlNode value;
+};
+
+// Defined once YamlEntry is complete: the constructor destroys `entries` if it throws.
+YamlNode::YamlNode(Kind node_kind, const YAML::Mark& node_mark, std::string scalar_text)
+    : kind(node_kind), mark(node_mark), text(std::move(scalar_text)) {}
+
+std::string origin_of(const std::string& file, const YamlNode& node) {
+  return file + ":" + std::to_string(node.mark.line + 1);
 }
 
-// First pass over the YAML events: rejects aliases (an alias bomb costs nothing to parse
-// but exponential time to walk) and counts documents.
-class EventScreen : public YAML::EventHandler {
+// Builds the tree while yaml-cpp parses, so that the text is scanned once (the scanner is
+// most of loto's start-up cost), and refuses aliases: an alias bomb costs nothing to parse
+// but exponential time to walk.
+class TreeBuilder : public YAML::EventHandler {
 public:
-  explicit EventScreen(const std::string& file) : m_file(file) {}
+  explicit TreeBuilder(const std::string& file) : m_file(file) {}
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     m_document_start = mark;
   }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
+    add(YamlNode(YamlNode::Kind::null, mark));
+  }
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
     config_error(position(m_file, mark) +
                  ": aliases (*name) are not supported; write the value out");
   }
-  void OnScalar(const YAML::Mark& /*mark*/,
+  void OnScalar(const YAML::Mark& mark,
                 const std::string& /*tag*/,
                 YAML::anchor_t /*anchor*/,
-                const std::string& /*value*/) override {}
-  void OnSequenceStart(const YAML::Mark& /*mark*/,
+                const std::string& value) override {
+    add(YamlNode(YamlNode::Kind::scalar, mark, value));
+  }
+  void OnSequenceStart(const YAML::Mark& mark,
                        const std::string& /*tag*/,
                        YAML::anchor_t /*anchor*/,
-                       YAML::EmitterStyle::value /*style*/) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark& /*mark*/,
+                       YAML::EmitterStyle::value /*style*/) override {
+    open(YamlNode::Kind::sequence, mark);
+  }
+  void OnSequenceEnd() override {
+    close();
+  }
+  void OnMapStart(const YAML::Mark& mark,
                   const std::string& /*tag*/,
                   YAML::anchor_t /*anchor*/,
-                  YAML::EmitterStyle::value /*style*/) override {}
-  void OnMapEnd() override {}
+                  YAML::EmitterStyle::value /*style*/) override {
+    open(YamlNode::Kind::map, mark);
+  }
+  void OnMapEnd() override {
+    close();
+  }
 
   // Where the latest document began: the position to report for a second document.
   const YAML::Mark& document_start() const {
     return m_document_start;
   }
 
+  // The root of the document parsed last; a null if there was none (only comments).
+  const YamlNode& root() const {
+    return m_root;
+  }
+
 private:
+  // A sequence or map whose end has not come yet.
+  struct Collection {
+    YamlNode node;
+    bool awaiting_value = false; // a map's last entry has its key only
+  };
+
+  void open(YamlNode::Kind kind, const YAML::Mark& mark) {
+    m_open.push_back({YamlNode(kind, mark), false});
+  }
+
+  void close() {
+    YamlNode node = std::move(m_open.back().node);
+    m_open.pop_back();
+    add(std::move(node));
+  }
+
+  // The parser reports a map's entries as key, value, key, value, ...
+  void add(YamlNode node) {
+    if (m_open.empty()) {
+      m_root = std::move(node);
+      return;
+    }
+    Collection& parent = m_open.back();
+    if (parent.node.kind == YamlNode::Kind::sequence) {
+      parent.node.items.push_back(std::move(node));
+    } else if (parent.awaiting_value) {
+      parent.node.entries.back().value = std::move(node);
+      parent.awaiting_value = false;
+    } else {
+      parent.node.entries.push_back({std::move(node), YamlNode{}});
+      parent.awaiting_value = true;
+    }
+  }
+
   const std::string& m_file;
   YAML::Mark m_document_start = YAML::Mark::null_mark();
+  std::vector<Collection> m_open;
+  YamlNode m_root;
 };
 
 // Walks the parsed tree of one file, checking every key and value.
@@ -91,17 +182,17 @@ class Reader {
 public:
   explicit Reader(const std::string& file) : m_file(file) {}
 
-  Config read_root(const YAML::Node& root) {
+  Config read_root(const YamlNode& root) {
     Config config;
     config.files.push_back(m_file);
-    if (root.IsNull()) {
+    if (root.is_null()) {
       return config; // only comments: nothing set
     }
     for_each_entry(
         root,
         "the top level",
         {"lock_dir", "defaults", "logging", "resources"},
-        [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+        [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
           if (key == "lock_dir") {
             config.lock_dir = read_path(value, "lock_dir");
           } else if (key == "defaults") {
@@ -118,51 +209,50 @@ public:
 private:
   // A missing value ("key:" and a line break) is placed by yaml-cpp on the next line;
   // report it at its key instead.
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const {
+  [[noreturn]] void fail(const YamlNode& node, const std::string& message) const {
     const bool missing_value =
-        node.IsNull() && !m_key_mark.is_null() && node.Mark().line != m_key_mark.line;
-    config_error(position(m_file, missing_value ? m_key_mark : node.Mark()) + ": " + message);
+        node.is_null() && !m_key_mark.is_null() && node.mark.line != m_key_mark.line;
+    config_error(position(m_file, missing_value ? m_key_mark : node.mark) + ": " + message);
   }
 
   // Calls `handle` for each key of a mapping, rejecting non-mappings, duplicate keys and
   // keys not in `known` (with a suggestion). An empty `known` accepts any valid name.
   void for_each_entry(
-      const YAML::Node& map,
+      const YamlNode& map,
       const std::string& where,
       const std::vector<std::string>& known,
-      const std::function<void(const std::string&, const YAML::Node&, const YAML::Node&)>& handle) {
-    if (map.IsNull()) {
+      const std::function<void(const std::string&, const YamlNode&, const YamlNode&)>& handle) {
+    if (map.is_null()) {
       return;
     }
-    if (!map.IsMap()) {
+    if (!map.is_map()) {
       fail(map, "expected a mapping (key: value lines) for " + where);
     }
     std::set<std::string> seen;
-    for (const auto& entry : map) {
-      const YAML::Node& key = entry.first;
-      if (!key.IsScalar()) {
+    for (const auto& [key, value] : map.entries) {
+      if (!key.is_scalar()) {
         fail(key, "expected a plain key in " + where);
       }
-      const std::string& name = key.Scalar();
+      const std::string& name = key.text;
       if (!seen.insert(name).second) {
         fail(key, "duplicate key " + quoted(name) + " in " + where);
       }
       if (!known.empty() && std::find(known.begin(), known.end(), name) == known.end()) {
         fail(key, "unknown key " + quoted(name) + " in " + where + did_you_mean(name, known));
       }
-      m_key_mark = key.Mark();
-      handle(name, key, entry.second);
+      m_key_mark = key.mark;
+      handle(name, key, value);
     }
   }
 
-  std::string scalar(const YAML::Node& node, const std::string& key) const {
-    if (!node.IsScalar()) {
+  const std::string& scalar(const YamlNode& node, const std::string& key) const {
+    if (!node.is_scalar()) {
       fail(node, "expected a single value for " + quoted(key));
     }
-    return node.Scalar();
+    return node.text;
   }
 
-  Sourced<bool> read_bool(const YAML::Node& node, const std::string& key) const {
+  Sourced<bool> read_bool(const YamlNode& node, const std::string& key) const {
     std::string text = scalar(node, key);
     std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) {
       return static_cast<char>(std::tolower(c));
@@ -173,11 +263,11 @@ private:
     if (text == "false" || text == "no" || text == "off") {
       return {false, origin_of(m_file, node)};
     }
-    fail(node, "expected true or false for " + quoted(key) + ", got " + quoted(node.Scalar()));
+    fail(node, "expected true or false for " + quoted(key) + ", got " + quoted(node.text));
   }
 
-  Sourced<Duration> read_duration(const YAML::Node& node, const std::string& key) const {
-    const std::string text = scalar(node, key);
+  Sourced<Duration> read_duration(const YamlNode& node, const std::string& key) const {
+    const std::string& text = scalar(node, key);
     const auto duration = parse_duration(text);
     if (!duration) {
       fail(node,
@@ -187,8 +277,8 @@ private:
     return {*duration, origin_of(m_file, node)};
   }
 
-  Sourced<int> read_exit_code(const YAML::Node& node, const std::string& key) const {
-    const std::string text = scalar(node, key);
+  Sourced<int> read_exit_code(const YamlNode& node, const std::string& key) const {
+    const std::string& text = scalar(node, key);
     const auto value = parse_exit_code(text);
     if (!value) {
       fail(node,
@@ -197,18 +287,18 @@ private:
     return {*value, origin_of(m_file, node)};
   }
 
-  Sourced<std::string> read_path(const YAML::Node& node, const std::string& key) const {
-    const std::string text = scalar(node, key);
+  Sourced<std::string> read_path(const YamlNode& node, const std::string& key) const {
+    const std::string& text = scalar(node, key);
     if (const auto problem = path_problem(text)) {
       fail(node, "invalid path " + quoted(text) + " for " + quoted(key) + ": it " + *problem);
     }
     return {text, origin_of(m_file, node)};
   }
 
-  Sourced<std::string> read_choice(const YAML::Node& node,
+  Sourced<std::string> read_choice(const YamlNode& node,
                                    const std::string& key,
                                    const std::vector<std::string>& choices) const {
-    const std::string text = scalar(node, key);
+    const std::string& text = scalar(node, key);
     if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
       fail(node,
            "invalid " + key + " " + quoted(text) + did_you_mean(text, choices) +
@@ -217,7 +307,7 @@ private:
     return {text, origin_of(m_file, node)};
   }
 
-  PolicySettings read_policy(const YAML::Node& map,
+  PolicySettings read_policy(const YamlNode& map,
                              const std::string& where,
                              bool is_resource,
                              ResourceConfig* resource) {
@@ -230,7 +320,7 @@ private:
         map,
         where,
         known,
-        [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+        [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
           if (key == "wait") {
             policy.wait = read_bool(value, key);
           } else if (key == "timeout") {
@@ -248,13 +338,13 @@ private:
     return policy;
   }
 
-  LoggingSettings read_logging(const YAML::Node& map) {
+  LoggingSettings read_logging(const YamlNode& map) {
     LoggingSettings logging;
     for_each_entry(
         map,
         "logging",
         {"syslog", "facility", "ident", "level"},
-        [&](const std::string& key, const YAML::Node& /*key_node*/, const YAML::Node& value) {
+        [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
           if (key == "syslog") {
             logging.syslog = read_bool(value, key);
           } else if (key == "facility") {
@@ -274,11 +364,11 @@ private:
     return logging;
   }
 
-  void read_resources(const YAML::Node& map, std::map<std::string, ResourceConfig>& resources) {
+  void read_resources(const YamlNode& map, std::map<std::string, ResourceConfig>& resources) {
     for_each_entry(map,
                    "resources",
                    {},
-                   [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
+                   [&](const std::string& name, const YamlNode& key, const YamlNode& value) {
                      if (!is_valid_resource_name(name)) {
                        fail(key,
                             "invalid resource name " + quoted(name) +
@@ -385,18 +475,17 @@ Config parse_config(std::string_view text, const std::string& file_name) {
     config_error(file_name + ": the file is empty; add settings, a comment, or remove the file");
   }
   try {
-    std::istringstream screen_input{std::string(text)};
-    YAML::Parser parser(screen_input);
-    EventScreen screen(file_name);
+    std::istringstream input{std::string(text)};
+    YAML::Parser parser(input);
+    TreeBuilder builder(file_name);
     int documents = 0;
-    while (parser.HandleNextDocument(screen)) {
+    while (parser.HandleNextDocument(builder)) {
       if (++documents > 1) {
-        config_error(position(file_name, screen.document_start()) +
+        config_error(position(file_name, builder.document_start()) +
                      ": a second YAML document; keep one document per file");
       }
     }
-    const YAML::Node root = YAML::Load(std::string(text));
-    return Reader(file_name).read_root(root);
+    return Reader(file_name).read_root(builder.root());
   } catch (const YAML::DeepRecursion& e) {
     config_error(position(file_name, e.mark) + ": nested too deep");
   } catch (const YAML::Exception& e) {
