@@ -64,6 +64,9 @@ install(FILES ${LOTO_PACKAGING_DIR}/completions/_loto DESTINATION ${LOTO_ZSH_COM
 # --- documentation -------------------------------------------------------------------------
 option(LOTO_INSTALL_LICENSE "Install the license text into the doc directory" ON)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The annotated config: the shipped /etc/loto.yaml stays short, as loto parses it per call.
+install(FILES ${PROJECT_SOURCE_DIR}/etc/loto.example.yaml
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME loto.yaml)
 if(LOTO_INSTALL_LICENSE)
   install(FILES ${LOTO_PACKAGING_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 endif()

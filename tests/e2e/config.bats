@@ -562,3 +562,24 @@ hold_lock() {
   [ "$status" -eq 0 ]
   [ -e "$T/ran" ]
 }
+
+@test "the shipped etc/loto.yaml and the annotated example are valid and mean the same" {
+  local root="$_helpers_dir/../.."
+  local name settings=()
+  for name in loto loto.example; do
+    cp "$root/etc/$name.yaml" "$T/$name.yaml"
+    chmod 0644 "$T/$name.yaml"
+    run --separate-stderr "$LOTO" --config "$T/$name.yaml" --check-config
+    [ "$status" -eq 0 ]
+    [[ "$output" == "configuration OK: $T/$name.yaml (2 resources)" ]]
+    # every effective setting of each resource, without its origin
+    run --separate-stderr "$LOTO" --config "$T/$name.yaml" --show-config -L cpu -L net
+    [ "$status" -eq 0 ]
+    settings+=("$(sed 's/^([^)]*) //' <<<"$output")")
+  done
+  echo "shipped:"$'\n'"${settings[0]}"$'\n'"example:"$'\n'"${settings[1]}"
+  [ "${settings[0]}" = "${settings[1]}" ]
+  [[ "${settings[0]}" == *"lock cpu = /var/lock/loto.cpu"* ]]
+  # the shipped file stays short: it is parsed on every call
+  (($(wc -c <"$root/etc/loto.yaml") <= 512))
+}

@@ -189,9 +189,11 @@ check "loto reads /etc/loto.yaml by default" bash -c "$loto --show-config | grep
 files=$(dpkg-query -L loto)
 for f in /usr/share/man/man1/loto.1.gz /usr/share/man/man5/loto.yaml.5.gz \
   /usr/share/bash-completion/completions/loto /usr/share/zsh/vendor-completions/_loto \
-  /usr/share/doc/loto/copyright /usr/share/doc/loto/README.md.gz /usr/share/doc/loto/changelog.gz; do
+  /usr/share/doc/loto/copyright /usr/share/doc/loto/README.md.gz /usr/share/doc/loto/changelog.gz \
+  /usr/share/doc/loto/examples/loto.yaml; do
   check "the package installs $f" bash -c "grep -qx '$f' <<<'$files' && test -f '$f'"
 done
+check "the annotated example config is valid" $loto --config /usr/share/doc/loto/examples/loto.yaml --check-config
 
 check "man -w finds loto(1)" bash -c "[ \"\$(man -w loto)\" = /usr/share/man/man1/loto.1.gz ]"
 check "man -w finds loto.yaml(5)" bash -c "[ \"\$(man -w 5 loto.yaml)\" = /usr/share/man/man5/loto.yaml.5.gz ]"
@@ -314,7 +316,7 @@ check "the package is gone" bash -c "! dpkg-query -W loto >/dev/null 2>&1 || [ \
 rpm_files=$(rpm -qp -l "$rpmfile" 2>/dev/null)
 for f in /usr/bin/loto /etc/loto.yaml /usr/share/man/man1/loto.1.gz /usr/share/man/man5/loto.yaml.5.gz \
   /usr/share/bash-completion/completions/loto /usr/share/zsh/vendor-completions/_loto \
-  /usr/share/doc/loto/README.md /usr/share/doc/loto/LICENSE; do
+  /usr/share/doc/loto/README.md /usr/share/doc/loto/LICENSE /usr/share/doc/loto/examples/loto.yaml; do
   check "rpm -qpl lists $f" grep -qx "$f" <<<"$rpm_files"
 done
 for d in /etc /usr /usr/bin /usr/share/man /usr/share/man/man1 /usr/share/bash-completion/completions \
