@@ -55,6 +55,10 @@ class Tools:
         shutil.copyfile(os.path.join(HERE, "..", "etc", "loto.yaml"), self.config)
         os.chmod(self.config, 0o644)
         self.env = dict(os.environ, LOTO_CONFIG=self.config)
+        # For comparison: the annotated example, which a config like it costs per call.
+        self.example = os.path.join(config_dir, "example.yaml")
+        shutil.copyfile(os.path.join(HERE, "..", "etc", "loto.example.yaml"), self.example)
+        os.chmod(self.example, 0o644)
 
     def command(self, tool, lock, job_argv, wait):
         if tool == "loto":
@@ -72,6 +76,8 @@ def overhead(tools, rounds):
         "flock": (tools.command("flock", lock, [tools.true], False), plain),
         "loto": (tools.command("loto", lock, [tools.true], False), tools.env),
     }
+    cases["loto_example"] = (tools.command("loto", lock, [tools.true], False),
+                             dict(plain, LOTO_CONFIG=tools.example))
     # The floor: loto with no config file at all, when this machine has none installed.
     if not os.path.exists("/etc/loto.yaml") and not os.path.exists("/etc/loto.d"):
         cases["loto_no_config"] = (tools.command("loto", lock, [tools.true], False), plain)
@@ -267,6 +273,9 @@ def main():
           f"{o['loto']:.2f} | {ratio(o['loto'], o['flock'])} |")
     print(f"| overhead above bare `true`, ms | {o['flock'] - o['true']:.2f} | "
           f"{o['loto'] - o['true']:.2f} | {ratio(o['loto'] - o['true'], o['flock'] - o['true'])} |")
+    size = os.path.getsize(tools.example)
+    print(f"| overhead: wall ms per call, loto with the annotated example ({size} B) | "
+          f"{o['flock']:.2f} | {o['loto_example']:.2f} | {ratio(o['loto_example'], o['flock'])} |")
     if "loto_no_config" in o:
         print(f"| overhead: wall ms per call, loto with no config file | {o['flock']:.2f} | "
               f"{o['loto_no_config']:.2f} | {ratio(o['loto_no_config'], o['flock'])} |")
