@@ -59,6 +59,7 @@ class Tools:
         self.example = os.path.join(config_dir, "example.yaml")
         shutil.copyfile(os.path.join(HERE, "..", "etc", "loto.example.yaml"), self.example)
         os.chmod(self.example, 0o644)
+        self.example_size = os.path.getsize(self.example)
 
     def command(self, tool, lock, job_argv, wait):
         if tool == "loto":
@@ -273,8 +274,8 @@ def main():
           f"{o['loto']:.2f} | {ratio(o['loto'], o['flock'])} |")
     print(f"| overhead above bare `true`, ms | {o['flock'] - o['true']:.2f} | "
           f"{o['loto'] - o['true']:.2f} | {ratio(o['loto'] - o['true'], o['flock'] - o['true'])} |")
-    size = os.path.getsize(tools.example)
-    print(f"| overhead: wall ms per call, loto with the annotated example ({size} B) | "
+    print(f"| overhead: wall ms per call, loto with the annotated example "
+          f"({tools.example_size} B) | "
           f"{o['flock']:.2f} | {o['loto_example']:.2f} | {ratio(o['loto_example'], o['flock'])} |")
     if "loto_no_config" in o:
         print(f"| overhead: wall ms per call, loto with no config file | {o['flock']:.2f} | "

@@ -5,6 +5,7 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdlib>
 #include <map>
@@ -15,7 +16,11 @@ namespace {
 
 constexpr const char* k_builtin = "built-in";
 constexpr const char* k_command_line = "command line";
-const std::vector<std::string> k_builtin_resources{"cpu", "net"};
+// The resources that exist without any config file (a config may redefine them).
+constexpr std::array<std::pair<const char*, const char*>, 2> k_builtin_resources{{
+    {"cpu", "processor-heavy batch jobs, one at a time"},
+    {"net", "bandwidth-heavy transfers, one at a time"},
+}};
 
 // The effective value of one setting as the layers are applied in priority order.
 template <typename T> struct Layered {
@@ -120,8 +125,9 @@ Plan make_plan(const CliOptions& cli,
 
   // Every resource: the built-in ones, then the configured ones (which may redefine them).
   std::map<std::string, ResourceConfig> resources;
-  for (const auto& name : k_builtin_resources) {
+  for (const auto& [name, description] : k_builtin_resources) {
     resources[name].origin = k_builtin;
+    resources[name].description = description;
   }
   for (const auto& [name, resource] : config.resources) {
     resources[name] = resource;

@@ -73,8 +73,8 @@ struct CommandOutcome {
 
 // Starts the command (vfork + execve, searching PATH as execvp does; the parent learns
 // of exec failures directly) with the inherited signal mask and the `inherit_fds` left
-// open for it, forwards SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it, and waits. SIGINT and SIGQUIT are consumed, not
-// passed on: the terminal already sent them to the command.
+// open for it, forwards SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it, and waits. SIGINT and SIGQUIT
+// are consumed, not passed on: the terminal already sent them to the command.
 // block_supervised_signals() must have been called. Throws Error(127/126/71).
 CommandOutcome run_command(const std::vector<std::string>& argv,
                            const std::vector<std::string>& environment,

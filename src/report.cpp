@@ -23,20 +23,25 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
   std::size_t name_width = 4;
   std::size_t path_width = 4;
   std::size_t policy_width = 6;
+  std::size_t description_width = 11;
   for (const auto& resource : plan.resources) {
     name_width = std::max(name_width, resource.name.size());
     path_width = std::max(path_width, escape(resource.path).size());
     policy_width = std::max(policy_width, resource.policy.size());
+    description_width = std::max(description_width, escape(resource.description).size());
   }
+  // The state goes last: it is the one column of unbounded width.
   const auto row = [&](const std::string& name,
                        const std::string& path,
                        const std::string& policy,
+                       const std::string& description,
                        const std::string& state) {
     out << std::left << std::setw(static_cast<int>(name_width)) << name << "  "
         << std::setw(static_cast<int>(path_width)) << path << "  "
-        << std::setw(static_cast<int>(policy_width)) << policy << "  " << state << "\n";
+        << std::setw(static_cast<int>(policy_width)) << policy << "  "
+        << std::setw(static_cast<int>(description_width)) << description << "  " << state << "\n";
   };
-  row("NAME", "LOCK", "POLICY", "STATE");
+  row("NAME", "LOCK", "POLICY", "DESCRIPTION", "STATE");
   for (const auto& resource : plan.resources) {
     const auto holder = backend.find_holder({resource.name, resource.path});
     std::string state = "free";
@@ -44,7 +49,7 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
       state = "held by pid " + std::to_string(holder->pid) +
               (holder->command.empty() ? "" : ": " + holder->command);
     }
-    row(resource.name, escape(resource.path), resource.policy, state);
+    row(resource.name, escape(resource.path), resource.policy, escape(resource.description), state);
   }
 }
 

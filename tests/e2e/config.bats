@@ -513,13 +513,15 @@ hold_lock() {
 }
 
 @test "--list shows every resource and whether it is free or held by which pid" {
-  f="$(conf "lock_dir: $T\nresources:\n  db:\n    path: $T/db.lock\n    timeout: 3\n  web: {}\n")"
+  f="$(conf "lock_dir: $T\nresources:\n  db:\n    path: $T/db.lock\n    timeout: 3\n    description: the orders database\n  web: {}\n")"
   hold_lock "$T/db.lock"
   run --separate-stderr "$LOTO" --config "$f" --list
   echo "$output" >&2
   [ "$status" -eq 0 ]
   [ -z "$stderr" ]
-  grep -qE "^db +$T/db\.lock .*held by pid $HOLDER\b" <<<"$output"
+  grep -qE "^NAME +LOCK +POLICY +DESCRIPTION +STATE$" <<<"$output"
+  grep -qE "^db +$T/db\.lock +wait up to 3s +the orders database +held by pid $HOLDER\b" <<<"$output"
+  grep -qE "^cpu +.* processor-heavy batch jobs, one at a time +free$" <<<"$output"
   grep -qE "^web +$T/loto\.web .*free$" <<<"$output"
   grep -qE "^cpu +$T/loto\.cpu .*free$" <<<"$output"
   grep -qE "^net +$T/loto\.net .*free$" <<<"$output"
@@ -576,9 +578,15 @@ hold_lock() {
     run --separate-stderr "$LOTO" --config "$T/$name.yaml" --show-config -L cpu -L net
     [ "$status" -eq 0 ]
     settings+=("$(sed 's/^([^)]*) //' <<<"$output")")
+    # and the same resources, policies and descriptions, wherever they were defined
+    run --separate-stderr "$LOTO" --config "$T/$name.yaml" --list
+    [ "$status" -eq 0 ]
+    settings+=("$output")
   done
-  echo "shipped:"$'\n'"${settings[0]}"$'\n'"example:"$'\n'"${settings[1]}"
-  [ "${settings[0]}" = "${settings[1]}" ]
+  printf '%s\n' "shipped:" "${settings[0]}" "${settings[1]}" "example:" "${settings[2]}" "${settings[3]}"
+  [ "${settings[0]}" = "${settings[2]}" ]
+  [ "${settings[1]}" = "${settings[3]}" ]
+  [[ "${settings[1]}" == *"processor-heavy batch jobs"* ]]
   [[ "${settings[0]}" == *"lock cpu = /var/lock/loto.cpu"* ]]
   # the shipped file stays short: it is parsed on every call
   (($(wc -c <"$root/etc/loto.yaml") <= 512))

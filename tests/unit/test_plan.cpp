@@ -210,11 +210,13 @@ TEST_CASE("make_plan describes every resource for --list", "[plan]") {
   CHECK(plan.resources[0].path == "/srv/locks/loto.cpu");
   CHECK(plan.resources[0].policy == "wait up to 5s");
   CHECK(plan.resources[0].origin == "built-in");
+  CHECK(plan.resources[0].description == "processor-heavy batch jobs, one at a time");
   CHECK(plan.resources[1].name == "db");
   CHECK(plan.resources[1].path == "/srv/locks/loto.db");
   CHECK(plan.resources[1].policy == "wait up to 250ms");
   CHECK(plan.resources[1].origin == "test.yaml:13");
   CHECK(plan.resources[2].name == "net");
+  CHECK(plan.resources[2].description == "bandwidth-heavy transfers, one at a time");
   CHECK(plan.resources[3].name == "web");
   CHECK(plan.resources[3].path == "/srv/web.lock");
   CHECK(plan.resources[3].description == "the web server");
