@@ -548,32 +548,14 @@ std::string read_trusted_file(const std::string& path) {
     config_error("config file " + name + " is too large (" + std::to_string(st.st_size) +
                  " bytes; the limit is 1 MiB)");
   }
-  // Read straight into the string: a 64 KiB buffer on the stack would cost a page fault
-  // per 4 KiB on every call (the compiler probes each page of a large frame).
-  std::string text;
-  std::size_t used = 0;
-  text.resize(static_cast<std::size_t>(st.st_size) + 1); // +1 shows a file that grew
-  for (;;) {
-    if (used == text.size()) {
-      if (text.size() > k_max_config_size) {
-        config_error("config file " + name + " is too large (the limit is 1 MiB)");
-      }
-      text.resize(std::min(text.size() * 2, k_max_config_size + 1));
-    }
-    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      config_error("cannot read config file " + name + ": " + std::strerror(errno));
-    }
-    if (n == 0) {
-      break;
-    }
-    used += static_cast<std::size_t>(n);
+  auto text = read_to_end(fd, static_cast<std::size_t>(st.st_size), k_max_config_size);
+  if (!text) {
+    config_error("cannot read config file " + name + ": " + std::strerror(errno));
   }
-  text.resize(used);
-  return text;
+  if (text->size() > k_max_config_size) {
+    config_error("config file " + name + " is too large (the limit is 1 MiB)");
+  }
+  return std::move(*text);
 }
 
 Config load_config(const ConfigSource& source) {

@@ -4,7 +4,9 @@
 #include "plan.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,10 @@ inline constexpr const char* k_truncation_mark = "...[truncated]";
 // One audit record: "event=NAME key=value ...", values escaped and quoted when needed,
 // capped at k_max_record bytes with a visible mark.
 std::string format_record(const std::string& event, const Fields& fields);
+
+// The name /etc/passwd's `text` gives `uid` (its first entry for it), if any. NIS
+// compatibility lines ("+", "-") are skipped.
+std::optional<std::string> name_in_passwd(std::string_view text, unsigned uid);
 
 class Log {
 public:

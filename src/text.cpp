@@ -1,7 +1,10 @@
 #include "text.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 
 namespace loto {
@@ -229,6 +232,33 @@ std::optional<std::string> path_problem(std::string_view path) {
     start = end + 1;
   }
   return std::nullopt;
+}
+
+std::optional<std::string> read_to_end(int fd, std::size_t size_hint, std::size_t limit) {
+  std::string text;
+  std::size_t used = 0;
+  text.resize(std::min(size_hint, limit) + 1); // +1: the end shows without another resize
+  for (;;) {
+    if (used == text.size()) {
+      if (used > limit) {
+        break;
+      }
+      text.resize(std::min(text.size() * 2, limit + 1));
+    }
+    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return std::nullopt;
+    }
+    if (n == 0) {
+      break;
+    }
+    used += static_cast<std::size_t>(n);
+  }
+  text.resize(used);
+  return text;
 }
 
 } // namespace loto

@@ -49,4 +49,9 @@ bool is_valid_resource_name(std::string_view name);
 // component, control characters, too long), or nullopt if it is fine.
 std::optional<std::string> path_problem(std::string_view path);
 
+// The rest of the open file `fd`, read straight into the string (no large stack buffer,
+// whose every page the compiler would probe). Stops once more than `limit` bytes are in,
+// so a result longer than `limit` means "too large". nullopt if a read fails (errno set).
+std::optional<std::string> read_to_end(int fd, std::size_t size_hint, std::size_t limit);
+
 } // namespace loto

@@ -12,7 +12,6 @@
 #   $SHARED    $T/shared, root-owned 1777: the configured lock_dir
 #   $VICTIM    $T/victim, root-owned 0755, holding `secret` (0640) and `data` (0644)
 #   $CFG       lock_dir: $SHARED, syslog off (root-owned 0644, so `nobody` can read it)
-#   as_nobody CMD...           runs CMD as nobody:nogroup without supplementary groups
 #   run_loto [-N] ARGS...      `run [-N] --separate-stderr timeout -k 1 10 loto --config $CFG ARGS`
 #   assert_status N            the last run's status is N (prints the run on failure)
 #   assert_error_line TEXT...  stderr is exactly one line "loto: error: ..." holding each TEXT
@@ -38,27 +37,12 @@
 SHARED=""
 VICTIM=""
 
-as_nobody() {
-  setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
-}
-
-# Makes $T and every parent searchable by others, so `nobody` can reach $SHARED.
-_make_traversable() {
-  local d="$1"
-  while [[ -n "$d" && "$d" != / ]]; do
-    if ! as_nobody test -x "$d" 2>/dev/null; then
-      chmod o+x "$d"
-    fi
-    d="$(dirname "$d")"
-  done
-}
-
 adv_setup() {
   common_setup
   [[ "$(id -u)" -eq 0 ]] || skip "the adversarial tests run loto as root"
   id nobody >/dev/null 2>&1 || skip "no user nobody"
   command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
-  _make_traversable "$T"
+  make_traversable "$T"
   SHARED="$T/shared"
   VICTIM="$T/victim"
   mkdir "$SHARED" "$VICTIM"

@@ -29,6 +29,8 @@
 #                            processes blocked in flock() on PATH (from /proc/locks):
 #                            synchronise on "loto is now waiting" without sleeping
 #   not CMD...               succeeds when CMD fails (`! CMD` never fails a bats test)
+#   as_nobody CMD...         runs CMD as nobody:nogroup without supplementary groups
+#   make_traversable DIR     DIR and its parents searchable by others (for `nobody`)
 #
 # setup()/teardown() default to common_setup/common_teardown; a file that needs its own
 # setup should call them.
@@ -102,6 +104,23 @@ write_config() {
   )
   chmod 0600 "$path"
   echo "$path"
+}
+
+# as_nobody CMD...: runs CMD as the user nobody (setpriv, from util-linux).
+as_nobody() {
+  setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+}
+
+# make_traversable DIR: makes DIR and every parent searchable by others, so that `nobody`
+# can reach what is inside.
+make_traversable() {
+  local d="$1"
+  while [[ -n "$d" && "$d" != / ]]; do
+    if ! as_nobody test -x "$d" 2>/dev/null; then
+      chmod o+x "$d"
+    fi
+    d="$(dirname "$d")"
+  done
 }
 
 common_setup() {

@@ -392,3 +392,30 @@ hold_lock() {
   [ -z "$(loto_lines)" ]
   [ "$(grep -c "^local3\.info nightly-jobs\[$pid\]: event=" "$MSG")" -eq 2 ]
 }
+
+@test "user= is the running user's name from /etc/passwd, or the uid when it has no name" {
+  command -v setpriv >/dev/null || skip "setpriv is not installed"
+  # a config and a lock directory that other users can reach
+  make_traversable "$T"
+  mkdir -m 1777 "$T/locks"
+  conf="$(write_config "$(printf 'lock_dir: %s\nlogging:\n  syslog: true\n' "$T/locks")")"
+  chmod 0644 "$conf"
+  local nobody_uid
+  nobody_uid="$(id -u nobody)"
+  # one lock each: a lock file another user owns in a shared directory is refused
+  run in_syslog sh -c '
+    "$1" --config "$2" -L cpu -- true
+    setpriv --reuid="$3" --regid="$3" --clear-groups "$1" --config "$2" -L net -- true
+    setpriv --reuid=4242 --regid=4242 --clear-groups "$1" --config "$2" -L "$4" -- true
+  ' sh "$LOTO" "$conf" "$nobody_uid" "$T/locks/uid4242.lock"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  synced
+  finished="$(event_lines finished)"
+  echo "$finished"
+  [ "$(count_lines "$finished")" -eq 3 ]
+  getent passwd 4242 && skip "uid 4242 has a name on this machine"
+  [[ "$(sed -n 1p <<<"$finished")" == *" uid=$UID_NOW user=$USER_NOW "* ]]
+  [[ "$(sed -n 2p <<<"$finished")" == *" uid=$nobody_uid user=nobody "* ]]
+  [[ "$(sed -n 3p <<<"$finished")" == *" uid=4242 user=4242 "* ]]
+}

@@ -138,3 +138,26 @@ TEST_CASE("format_record truncation never splits a UTF-8 sequence", "[log]") {
   CHECK(record.size() == k_max_record - 1);
   CHECK(ends_with_mark(record));
 }
+
+TEST_CASE("name_in_passwd finds the first entry of a uid, by whole field", "[log]") {
+  const std::string passwd = "root:x:0:0:root:/root:/bin/bash\n"
+                             "+nisuser::10::::\n"
+                             "-other::11::::\n"
+                             "broken line without colons\n"
+                             "short:x\n"
+                             ":x:12:12::/:/bin/sh\n"
+                             "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                             "user100:x:100:100::/home/u:/bin/sh\n"
+                             "toor:x:0:0:second root:/root:/bin/sh\n"
+                             "last:x:65534:65534::/:/bin/sh";
+  CHECK(loto::name_in_passwd(passwd, 0) == "root");
+  CHECK(loto::name_in_passwd(passwd, 1) == "daemon");
+  CHECK(loto::name_in_passwd(passwd, 100) == "user100");
+  CHECK(loto::name_in_passwd(passwd, 65534) == "last"); // no final newline
+  // "10" is not a prefix match of "100"; NIS lines and a line without a name are skipped
+  CHECK_FALSE(loto::name_in_passwd(passwd, 10));
+  CHECK_FALSE(loto::name_in_passwd(passwd, 11));
+  CHECK_FALSE(loto::name_in_passwd(passwd, 12));
+  CHECK_FALSE(loto::name_in_passwd(passwd, 4242));
+  CHECK_FALSE(loto::name_in_passwd("", 0));
+}

@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -267,4 +270,28 @@ TEST_CASE("path_problem explains why a path is not usable", "[text]") {
         std::optional<std::string>("contains control characters"));
   CHECK_FALSE(path_problem("/" + std::string(4094, 'x')).has_value());
   CHECK(path_problem("/" + std::string(4095, 'x')) == std::optional<std::string>("is too long"));
+}
+
+TEST_CASE("read_to_end reads a whole pipe whatever the size hint, and stops past the limit",
+          "[text]") {
+  const auto through_pipe = [](const std::string& data, std::size_t hint, std::size_t limit) {
+    std::array<int, 2> fds{};
+    REQUIRE(::pipe(fds.data()) == 0);
+    REQUIRE(::write(fds[1], data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+    ::close(fds[1]);
+    auto text = loto::read_to_end(fds[0], hint, limit);
+    ::close(fds[0]);
+    return text;
+  };
+  const std::string data(5000, 'x');
+  CHECK(through_pipe(data, 0, 60000) == data);
+  CHECK(through_pipe(data, 4999, 60000) == data);
+  CHECK(through_pipe(data, 5000, 60000) == data);
+  CHECK(through_pipe(data, 100000, 60000) == data);
+  CHECK(through_pipe("", 0, 10) == std::string());
+  CHECK(through_pipe(data, 0, 5000) == data); // exactly at the limit
+  const auto over = through_pipe(data, 0, 4999);
+  REQUIRE(over);
+  CHECK(over->size() == 5000); // one byte past the limit says "too large"
+  CHECK_FALSE(loto::read_to_end(-1, 0, 10));
 }
