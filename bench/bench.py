@@ -211,7 +211,7 @@ ANATOMY = [
     ("make plan", r"loto::make_plan\("),
     ("logger set-up", r"loto::Log::Log\("),
     ("take lock + run command", r"loto::execute\("),
-    ("  spawn + wait (vfork + execve)", r"loto::run_command\("),
+    ("  spawn + wait (clone + execve)", r"loto::run_command\("),
     ("  audit records (syslog)", r"loto::Log::audit\("),
 ]
 

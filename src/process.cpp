@@ -4,6 +4,7 @@
 #include "text.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,7 +82,7 @@ std::vector<std::string> executable_candidates(const std::string& program,
   }
 }
 
-// In the vfork child: execve each candidate as execvp() does, moving on past entries
+// In the child: execve each candidate as execvp() does, moving on past entries
 // where the file is missing or not permitted, but never handing a file that is not an
 // executable to /bin/sh (as posix_spawnp, unlike execvp). Returns the errno to report.
 int exec_first(const std::vector<const char*>& candidates, char* const* argv, char* const* envp) {
@@ -98,6 +99,27 @@ int exec_first(const std::vector<const char*>& candidates, char* const* argv, ch
     }
   }
   return denied ? EACCES : error;
+}
+
+// What the child of run_command() needs, prepared before it exists (it may not allocate).
+struct ChildStart {
+  const std::vector<const char*>* candidates;
+  char* const* argv;
+  char* const* envp;
+  const sigset_t* mask;
+  int exec_error; // set by the child when no execve succeeded
+};
+
+// The child's stack: execve needs little, and only the pages it touches are mapped.
+alignas(16) std::array<char, 32768> g_child_stack;
+
+// The child: the signal mask loto inherited, then the command. Returning ends the child
+// (clone's wrapper makes the exit system call: no atexit handlers, no flushing).
+extern "C" int start_command(void* arg) {
+  auto* start = static_cast<ChildStart*>(arg);
+  ::sigprocmask(SIG_SETMASK, start->mask, nullptr);
+  start->exec_error = exec_first(*start->candidates, start->argv, start->envp);
+  return exit_code::not_found;
 }
 
 timespec to_timespec(std::chrono::steady_clock::time_point point) {
@@ -269,19 +291,17 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
       os_failure("cannot pass the lock to the command");
     }
   }
-  // vfork: the child borrows loto's memory until execve, so it only restores the signal
-  // mask and execs; loto resumes once it has. glibc's posix_spawn does the same but also
-  // makes two system calls per signal number to reset handlers; loto has none installed
-  // here (the wait is over), and execve resets any others. The child reports a failed
-  // execve through `exec_error`, in the memory it shares with loto.
-  volatile int exec_error = 0;
-  const pid_t pid = ::vfork();
-  if (pid == 0) {
-    ::sigprocmask(SIG_SETMASK, &baseline.mask, nullptr);
-    exec_error = exec_first(candidate_paths, child_argv.data(), child_env.data());
-    ::_exit(exit_code::not_found);
-  }
-  const int error = pid < 0 ? errno : exec_error;
+  // The child shares loto's memory (CLONE_VM) on a stack of its own, and loto is
+  // suspended until it has called execve (CLONE_VFORK): glibc's posix_spawn does the
+  // same, but also resets every signal's handler there, two system calls per signal.
+  // loto has no handler installed at this point (the wait is over), and execve resets
+  // any other. A failed execve is reported through `start`, in the shared memory.
+  ChildStart start{&candidate_paths, child_argv.data(), child_env.data(), &baseline.mask, 0};
+  const pid_t pid = ::clone(start_command,
+                            g_child_stack.data() + g_child_stack.size(),
+                            CLONE_VM | CLONE_VFORK | SIGCHLD,
+                            &start);
+  const int error = pid < 0 ? errno : start.exec_error;
   for (const int fd : inherit_fds) {
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }

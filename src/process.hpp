@@ -71,7 +71,7 @@ struct CommandOutcome {
   int signal = 0;      // N when it died of a signal
 };
 
-// Starts the command (vfork + execve, searching PATH as execvp does; the parent learns
+// Starts the command (clone as vfork + execve, searching PATH as execvp does; the parent learns
 // of exec failures directly) with the inherited signal mask and the `inherit_fds` left
 // open for it, forwards SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it, and waits. SIGINT and SIGQUIT
 // are consumed, not passed on: the terminal already sent them to the command.
