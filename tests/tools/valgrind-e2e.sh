@@ -12,10 +12,11 @@
 #   VALGRIND_ORIGINS=1     --track-origins=yes (twice as slow; to explain an uninitialised use)
 #
 # Under valgrind each loto start takes ~0.5-1 s, loto shows up as "valgrind" in /proc, and
-# posix_spawn's exec-error report (CLONE_VM|CLONE_VFORK) is lost, so tests that assert a
-# time budget or window, the holder's command line, argv[0] or the 126/127 message fail
-# there for reasons that are not loto's. Those failures are listed, not fatal (unless
-# VALGRIND_STRICT=1): the point of this pass is memcheck over the code paths the tests drive.
+# the exec-error report through shared memory (CLONE_VM|CLONE_VFORK, which valgrind runs
+# as a plain fork) is lost, so tests that assert a time budget or window, the holder's
+# command line, argv[0] or the 126/127 message fail there for reasons that are not
+# loto's. Those failures are listed, not fatal (unless VALGRIND_STRICT=1): the point of
+# this pass is memcheck over the code paths the tests drive.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -69,7 +70,7 @@ passed=$(grep -c '^ok ' "$tap" || true)
 failed=$(grep -c '^not ok ' "$tap" || true)
 echo "== valgrind-e2e: bats: $passed passed, $failed failed (exit $bats_rc)"
 if ((failed > 0)); then
-  echo "tests that failed under valgrind (timing, /proc identity or posix_spawn, see above):"
+  echo "tests that failed under valgrind (timing, /proc identity or exec errors, see above):"
   grep '^not ok ' "$tap"
 fi
 if ((bats_rc != 0)) && [[ -n "${VALGRIND_STRICT:-}" ]]; then
