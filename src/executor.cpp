@@ -138,15 +138,17 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
   const CommandOutcome outcome =
       run_command(plan.command, plan.command_environment, inherit_fds, baseline, [&](pid_t pid) {
         // Reported once the command is on its way, so logging never delays the job.
-        log.progress("acquired " +
-                     (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
-                     " after " + std::to_string(waited.count()) + " ms");
+        if (log.shows_progress()) {
+          log.progress("acquired " +
+                       (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
+                       " after " + std::to_string(waited.count()) + " ms");
+          log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
+        }
         log.audit(Log::Severity::info,
                   "acquired",
                   {{"resource", plan.lock_names},
                    {"lock", plan.lock_paths},
                    {"waited_ms", std::to_string(waited.count())}});
-        log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
       });
   // Release at once: the next job should not wait for loto's own bookkeeping.
   held.clear();
@@ -158,11 +160,13 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
                 {"held_ms", held_ms}};
   if (outcome.signal != 0) {
     fields.emplace_back("signal", signal_name(outcome.signal));
-    log.progress("command killed by " + signal_name(outcome.signal) + " after " + held_ms +
-                 " ms; exit status " + std::to_string(outcome.exit_status));
-  } else {
-    log.progress("command exited with status " + std::to_string(outcome.exit_status) +
-                 "; lock held for " + held_ms + " ms");
+  }
+  if (log.shows_progress()) {
+    log.progress(outcome.signal != 0
+                     ? "command killed by " + signal_name(outcome.signal) + " after " + held_ms +
+                           " ms; exit status " + std::to_string(outcome.exit_status)
+                     : "command exited with status " + std::to_string(outcome.exit_status) +
+                           "; lock held for " + held_ms + " ms");
   }
   log.audit(Log::Severity::info, "finished", fields);
   return outcome.exit_status;

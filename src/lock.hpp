@@ -35,7 +35,8 @@ struct LockHolder {
 };
 
 // The deadline and the interruption state shared by every lock of one run. Backends
-// must call begin_blocking() before they block and stop when should_stop() is true.
+// must call begin_blocking() before they block, and stop blocking once
+// interrupt_signal() or deadline_passed() says so.
 class WaitControl {
 public:
   virtual ~WaitControl() = default;

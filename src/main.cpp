@@ -33,7 +33,14 @@ int main(int argc, char** argv) {
     environment.emplace_back(*entry);
   }
 
-  auto log = std::make_unique<Log>();
+  // The plan's logger; an error found before the plan exists gets a plain one.
+  std::unique_ptr<Log> log;
+  const auto report = [&log](const std::string& message) {
+    if (!log) {
+      log = std::make_unique<Log>();
+    }
+    log->error(message);
+  };
   try {
     const CliOptions cli = parse_cli(args);
     if (cli.action == Action::help) {
@@ -63,10 +70,10 @@ int main(int argc, char** argv) {
       return execute(plan, *backend, *log, signals);
     }
   } catch (const Error& error) {
-    log->error(error.what());
+    report(error.what());
     return error.exit_code();
   } catch (const std::exception& error) {
-    log->error(std::string("internal error: ") + error.what());
+    report(std::string("internal error: ") + error.what());
     return exit_code::os_error;
   }
 }

@@ -170,29 +170,8 @@ std::string signal_name(int signal) {
 }
 
 WaitSession::WaitSession(std::optional<Duration> limit, const SignalBaseline& baseline)
-    : m_limit(limit), m_start(std::chrono::steady_clock::now()) {
+    : m_limit(limit), m_baseline(baseline), m_start(std::chrono::steady_clock::now()) {
   g_interrupt_signal = 0;
-  sigset_t unblock;
-  sigemptyset(&unblock);
-  struct sigaction action {};
-  sigfillset(&action.sa_mask);
-  action.sa_flags = 0; // no SA_RESTART: the signal must end the blocking flock()
-  const auto install = [&](int signal, void (*handler)(int)) {
-    struct sigaction old {};
-    action.sa_handler = handler;
-    if (::sigaction(signal, &action, &old) == 0) {
-      m_saved_actions.emplace_back(signal, old);
-    }
-    sigaddset(&unblock, signal);
-  };
-  for (const int signal : k_stop_signals) {
-    if (!is_ignored(baseline, signal)) {
-      install(signal, on_stop_signal);
-    }
-  }
-  install(SIGALRM, on_alarm);
-  // An inherited blocked SIGALRM would make the deadline never fire.
-  ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
 }
 
 WaitSession::~WaitSession() {
@@ -212,6 +191,31 @@ void WaitSession::begin_blocking() {
   if (m_timer_created) {
     return;
   }
+  // The handlers and the timer are set up only now, when loto is about to block: a lock
+  // taken at once (the usual case) costs no signal system calls. Until here SIGINT,
+  // SIGTERM and SIGHUP keep their default action, which ends loto before anything ran.
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  struct sigaction action {};
+  sigfillset(&action.sa_mask);
+  action.sa_flags = 0; // no SA_RESTART: the signal must end the blocking flock()
+  const auto install = [&](int signal, void (*handler)(int)) {
+    struct sigaction old {};
+    action.sa_handler = handler;
+    if (::sigaction(signal, &action, &old) == 0) {
+      m_saved_actions.emplace_back(signal, old);
+    }
+    sigaddset(&unblock, signal);
+  };
+  for (const int signal : k_stop_signals) {
+    if (!is_ignored(m_baseline, signal)) {
+      install(signal, on_stop_signal);
+    }
+  }
+  install(SIGALRM, on_alarm);
+  // An inherited blocked SIGALRM would make the deadline never fire.
+  ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+
   sigevent event{};
   event.sigev_notify = SIGEV_SIGNAL;
   event.sigev_signo = SIGALRM;

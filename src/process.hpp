@@ -36,7 +36,8 @@ std::string signal_name(int signal);
 // The wait for the locks of one run: one deadline for all of them, and SIGINT, SIGTERM
 // and SIGHUP interrupting the blocking call. Blocking happens in the kernel; a
 // CLOCK_MONOTONIC timer interrupts it at the deadline and keeps re-firing every few
-// milliseconds, so a signal that lands just before the call is never lost.
+// milliseconds, so a signal that lands just before the call is never lost. The handlers
+// and the timer exist only from the first begin_blocking() on.
 class WaitSession final : public WaitControl {
 public:
   // `limit`: nullopt waits as long as it takes, zero never waits.
@@ -56,6 +57,7 @@ public:
 
 private:
   std::optional<Duration> m_limit;
+  const SignalBaseline& m_baseline;
   std::chrono::steady_clock::time_point m_start;
   std::function<void()> m_on_wait_start;
   std::vector<std::pair<int, struct sigaction>> m_saved_actions;
