@@ -6,6 +6,7 @@
 #include "cli.hpp"
 #include "config.hpp"
 #include "error.hpp"
+#include "log.hpp"
 #include "plan.hpp"
 #include "text.hpp"
 

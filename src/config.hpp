@@ -34,9 +34,9 @@ struct ResourceConfig {
 
 struct LoggingSettings {
   std::optional<Sourced<bool>> syslog;
-  std::optional<Sourced<std::string>> facility; // a name from syslog_facilities()
+  std::optional<Sourced<std::string>> facility; // a name from syslog_facilities() (log.hpp)
   std::optional<Sourced<std::string>> ident;
-  std::optional<Sourced<std::string>> level; // a name from log_levels()
+  std::optional<Sourced<std::string>> level; // a name from log_levels() (log.hpp)
 };
 
 struct Config {
@@ -67,10 +67,7 @@ void merge_config(Config& base, Config later);
 Config load_config(const ConfigSource& source);
 
 // The text of a config file, after the trust checks: a regular file of at most 1 MiB,
-// owned by root or by the running user, not writable by group or others, valid UTF-8.
+// owned by root or by the running user, not writable by group or others.
 std::string read_trusted_file(const std::string& path);
-
-const std::vector<std::string>& syslog_facilities();
-const std::vector<std::string>& log_levels();
 
 } // namespace loto

@@ -26,6 +26,10 @@ inline constexpr const char* k_truncation_mark = "...[truncated]";
 // capped at k_max_record bytes with a visible mark.
 std::string format_record(const std::string& event, const Fields& fields);
 
+// The names logging.facility and logging.level accept, in the order the docs list them.
+const std::vector<std::string>& syslog_facilities();
+const std::vector<std::string>& log_levels();
+
 // The name /etc/passwd's `text` gives `uid` (its first entry for it), if any. NIS
 // compatibility lines ("+", "-") are skipped.
 std::optional<std::string> name_in_passwd(std::string_view text, unsigned uid);

@@ -2,6 +2,7 @@
 // and the file checks of load_config().
 #include "config.hpp"
 #include "error.hpp"
+#include "log.hpp"
 
 #include <catch2/catch.hpp>
 
