@@ -72,8 +72,9 @@ if(LOTO_INSTALL_LICENSE)
 endif()
 
 # --- RPM (cpack -G RPM) --------------------------------------------------------------------
-# An RPM built on Debian requires Debian's library sonames (libyaml-cpp.so.0.7, libspdlog,
-# libfmt), so it installs where those exist; it is built and checked as a format artifact.
+# With LOTO_STATIC_DEPS (the default) the RPM needs only glibc >= 2.36; without it, it
+# requires Debian's library sonames (libyaml-cpp.so.0.7, libspdlog, libfmt). Either way it
+# is built on Debian and checked as a format artifact.
 if(PROJECT_IS_TOP_LEVEL)
   set(CPACK_GENERATOR RPM)
   set(CPACK_SOURCE_GENERATOR TGZ)

@@ -76,8 +76,8 @@ const OptionSpec& option_of(std::string_view word) {
 // cxxopts' table of `options`: each one costs it a dozen allocations and string copies.
 cxxopts::Options make_parser(const std::vector<const OptionSpec*>& options) {
   cxxopts::Options parser("loto", "Run a command while holding an exclusive lock.");
-  parser.custom_help("[OPTIONS] -L NAME|PATH [-L ...]");
-  parser.positional_help("[--] COMMAND [ARGS...]");
+  // cxxopts prints positional_help() only for declared positionals; loto has none.
+  parser.custom_help("[OPTIONS] -L NAME|PATH [-L ...] [--] COMMAND [ARGS...]");
   parser.set_width(100);
   auto adder = parser.add_options();
   for (const OptionSpec* option : options) {

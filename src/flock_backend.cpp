@@ -127,7 +127,8 @@ void check_directory(int dir_fd, const std::string& dir, const std::string& path
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
     refuse(path,
-           "directory " + quoted(dir) + " on its path is writable by others and not sticky",
+           "directory " + quoted(dir) +
+               " on its path is writable by group or others and not sticky",
            "use a directory like /run/lock (mode 1777) or one only root can write");
   }
 }

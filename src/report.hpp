@@ -11,7 +11,7 @@ namespace loto {
 void print_check(const Plan& plan, std::ostream& out);
 // "(ORIGIN) KEY = VALUE", one line per effective setting.
 void print_settings(const Plan& plan, std::ostream& out);
-// One row per resource: name, lock path, policy, and who holds it.
+// One row per resource: name, lock path, policy, description, and who holds it.
 void print_resources(const Plan& plan, const LockBackend& backend, std::ostream& out);
 
 } // namespace loto

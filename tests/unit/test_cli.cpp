@@ -360,6 +360,9 @@ TEST_CASE("a lock value with a newline is passed on or rejected on one line", "[
 
 TEST_CASE("help_text lists the options and the exit status", "[cli]") {
   const std::string help = loto::help_text();
+  // the usage line names the command too, as loto(1)'s synopsis does
+  CHECK(help.find("  loto [OPTIONS] -L NAME|PATH [-L ...] [--] COMMAND [ARGS...]\n") !=
+        std::string::npos);
   for (const char* word : {"--lock",
                            "--wait",
                            "--timeout",
