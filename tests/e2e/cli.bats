@@ -81,14 +81,26 @@ probe_cmd=(sh -c 'printf "%s " "$LOTO_LOCKFILE"; flock -n -E 99 "$LOTO_LOCKFILE"
   [ "$(cat "$T/w.out")" = "$T/l 99" ]
 }
 
-@test "clustered -qE3 -wt0.2 -L forms" {
+@test "clustered -qE3, -wE3 -t0.1 and -qwt0.1 forms" {
   hold_lock "$T/l"
   run --separate-stderr lotoc -qE3 -L "$T/l" true
   [ "$status" -eq 3 ]
   [ -z "$stderr" ]
+  # -w and -t=0.1 both count: the busy code comes after the timeout, not at once
+  local t0 t1
+  t0=$(now_ms)
+  run --separate-stderr lotoc -wE3 -t0.1 -L "$T/l" true
+  t1=$(now_ms)
+  echo "-wE3 -t0.1: status $status after $((t1 - t0)) ms"
+  [ "$status" -eq 3 ]
+  ((t1 - t0 >= 95 && t1 - t0 <= 600))
+  # the cluster -qwt0.1 waits too before -q turns the busy lock into 0
+  t0=$(now_ms)
   run --separate-stderr lotoc -qwt0.1 -L "$T/l" true
+  t1=$(now_ms)
   [ "$status" -eq 0 ]
   [ -z "$stderr$output" ]
+  ((t1 - t0 >= 95 && t1 - t0 <= 600))
 }
 
 @test "options stop at the first command word: loto -L x echo -v x" {
@@ -197,7 +209,7 @@ probe_cmd=(sh -c 'printf "%s " "$LOTO_LOCKFILE"; flock -n -E 99 "$LOTO_LOCKFILE"
   cat "$T/w.err"
   [ "$STATUS" -eq 0 ]
   grep -q "waiting" "$T/w.err"
-  grep -q "pid $HOLDER" "$T/w.err"
+  grep -qE "pid $HOLDER([^0-9]|$)" "$T/w.err"
   grep -Eq "acquired.* after [0-9]+ ms" "$T/w.err"
   [ ! -s "$T/w.out" ]
 }
@@ -205,9 +217,11 @@ probe_cmd=(sh -c 'printf "%s " "$LOTO_LOCKFILE"; flock -n -E 99 "$LOTO_LOCKFILE"
 # CONTRACT (Command line): "-vv adds debug detail". Written to the contract.
 @test "-vv prints more than -v (debug detail)" {
   run --separate-stderr lotoc -v -L "$T/l" true
+  [ "$status" -eq 0 ]
   local v_lines
   v_lines=$(printf '%s\n' "$stderr" | wc -l)
   run --separate-stderr lotoc -vv -L "$T/l" true
+  [ "$status" -eq 0 ]
   local vv_lines
   vv_lines=$(printf '%s\n' "$stderr" | wc -l)
   echo "-v: $v_lines lines, -vv: $vv_lines lines"

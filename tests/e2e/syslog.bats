@@ -14,8 +14,7 @@
 # shellcheck disable=SC2016
 
 load helpers
-
-WITH_SYSLOG="$BATS_TEST_DIRNAME/../syslog/with-syslog.sh"
+load syslog_helpers
 
 setup() {
   common_setup
@@ -30,26 +29,11 @@ setup() {
 
 teardown() { common_teardown; }
 
-# in_syslog [--stuck|--no-log] CMD...  (use with `run`)
-in_syslog() { LOTO_SYSLOG_DIR="$SLDIR" "$WITH_SYSLOG" "$@"; }
-
 # syslog_config [EXTRA_YAML]: lock_dir $T, syslog on at local3, plus EXTRA_YAML lines.
 syslog_config() {
   write_config "$(printf 'lock_dir: %s\nlogging:\n  syslog: true\n  facility: local3\n%s' "$T" "${1:-}")"
 }
 
-# The run must have reached rsyslogd (the sync marker is in the file), so that missing
-# records really are missing.
-synced() {
-  grep -q 'loto-syslog-sync: loto-syslog-sync-' "$MSG" || {
-    echo "the sync marker is not in $MSG:" >&2
-    cat "$MSG" >&2
-    return 1
-  }
-}
-
-# Every record sent with ident loto: "FACILITY.SEVERITY loto[PID]: MESSAGE".
-loto_lines() { grep -aE '^[a-z0-9]+\.[a-z]+ loto\[[0-9]+\]: ' "$MSG" || true; }
 # Records of one event.
 event_lines() { loto_lines | grep -aE "^[a-z0-9]+\.[a-z]+ loto\[[0-9]+\]: event=$1( |$)" || true; }
 count_lines() { if [[ -z "$1" ]]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
@@ -105,26 +89,22 @@ lacks() {
   }
 }
 
+# The pid in a record's tag "loto[PID]:".
+tag_pid() { sed -E 's/^[^[]*\[([0-9]+)\].*/\1/' <<<"$1"; }
+
 # Byte length of a string.
 bytes() { printf '%s' "$1" | wc -c; }
 
-# A holder outside the namespace (flock works across mount namespaces): $HOLDER is its pid.
-hold_lock() {
-  spawn -n holder flock "$1" sleep 60
-  HOLDER=$SPAWNED
-  wait_until 5 lock_is_held "$1"
-}
-
 @test "with-syslog.sh: a private rsyslogd serves /dev/log inside, the host /dev is untouched" {
-  local host_had_log=no
-  [[ -e /dev/log || -L /dev/log ]] && host_had_log=yes
+  # what the host's /dev/log is (nothing, a socket, a link), before and after
+  host_log() { stat -c '%F %i %N' /dev/log 2>/dev/null || echo absent; }
+  local before
+  before="$(host_log)"
   run in_syslog bash -c 'test -S /dev/log && logger -t e2e-probe "hello from the namespace" && exit 7'
   [ "$status" -eq 7 ]
   synced
   grep -q '^user.notice e2e-probe: hello from the namespace$' "$MSG"
-  if [[ "$host_had_log" == no ]]; then
-    [[ ! -e /dev/log && ! -L /dev/log ]]
-  fi
+  [ "$(host_log)" = "$before" ]
 }
 
 @test "acquired and finished: one record each, facility from config, all fields" {
@@ -176,7 +156,7 @@ hold_lock() {
   busy="$(event_lines busy)"
   [ "$(count_lines "$busy")" -eq 1 ]
   [[ "$busy" == "local3.warning loto["* ]]
-  pid="$(sed -E 's/^[^[]*\[([0-9]+)\].*/\1/' <<<"$busy")"
+  pid="$(tag_pid "$busy")"
   assert_fields "$busy" "resource=cpu" "lock=$T/loto.cpu" "holder_pid=$HOLDER"
   assert_common_fields "$busy" "$pid"
   [ -z "$(event_lines acquired)" ]
@@ -193,7 +173,7 @@ hold_lock() {
   timeout_line="$(event_lines timeout)"
   [ "$(count_lines "$timeout_line")" -eq 1 ]
   [[ "$timeout_line" == "local3.warning loto["* ]]
-  pid="$(sed -E 's/^[^[]*\[([0-9]+)\].*/\1/' <<<"$timeout_line")"
+  pid="$(tag_pid "$timeout_line")"
   assert_fields "$timeout_line" "resource=cpu" "lock=$T/loto.cpu" "holder_pid=$HOLDER" "waited_ms=[0-9]*"
   assert_common_fields "$timeout_line" "$pid"
   waited="$(grep -oE ' waited_ms=[0-9]+' <<<"$timeout_line" | cut -d= -f2)"
@@ -235,7 +215,7 @@ hold_lock() {
   line="$(event_lines error)"
   [ "$(count_lines "$line")" -eq 1 ]
   [[ "$line" == "local3.err loto["* ]]
-  pid="$(sed -E 's/^[^[]*\[([0-9]+)\].*/\1/' <<<"$line")"
+  pid="$(tag_pid "$line")"
   [[ "$line" == *" message=\""*fifo.lock* ]]
   assert_common_fields "$line" "$pid"
   [[ "$line" == *' command="touch '* ]]
@@ -280,9 +260,10 @@ hold_lock() {
   run in_syslog bash -c '"$LOTO" --config "$1" -L cpu -- true && "$LOTO" --config "$1" -v -L net -- true' _ "$conf"
   [ "$status" -eq 0 ]
   synced
-  quiet_pid="$(event_lines acquired | grep -F 'resource=cpu' | sed -E 's/^[^[]*\[([0-9]+)\].*/\1/')"
-  verbose_pid="$(event_lines acquired | grep -F 'resource=net' | sed -E 's/^[^[]*\[([0-9]+)\].*/\1/')"
-  [ -n "$quiet_pid" ] && [ -n "$verbose_pid" ]
+  quiet_pid="$(tag_pid "$(event_lines acquired | grep -F 'resource=cpu')")"
+  verbose_pid="$(tag_pid "$(event_lines acquired | grep -F 'resource=net')")"
+  [ -n "$quiet_pid" ]
+  [ -n "$verbose_pid" ]
   # the run without -v: exactly its two audit records
   [ "$(loto_lines | grep -cF "loto[$quiet_pid]: ")" -eq 2 ]
   [ "$(loto_lines | grep -F "loto[$quiet_pid]: " | grep -cv ': event=')" -eq 0 ]

@@ -215,7 +215,7 @@ else
   not_ok "loto(1) lacks options of loto --help: ${undocumented[*]}"
 fi
 check "loto(1) has every exit status of the table" bash -c \
-  "for code in 64 71 73 75 77 78 126 127 128+N; do grep -qF \"\$code\" '$tmp/loto.1.txt' || { echo \"missing \$code\"; exit 1; }; done"
+  "for code in 64 71 73 75 77 78 126 127 128+N; do grep -qwF \"\$code\" '$tmp/loto.1.txt' || { echo \"missing \$code\"; exit 1; }; done"
 
 # --- 4. an edited /etc/loto.yaml and the installed binary ---------------------------------------------
 locks=$tmp/locks

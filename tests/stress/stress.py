@@ -120,7 +120,8 @@ def main():
         elapsed = time.monotonic() - started
 
         starts, ends, unlocked = {}, {}, []
-        with open(log) as file:
+        with open(log, "a+") as file:  # a loto that never ran a job leaves no log
+            file.seek(0)
             for line in file:
                 fields = line.split()
                 if fields[0] == "S":
@@ -147,10 +148,10 @@ def main():
         print(f"jobs run: {len(intervals)}; overlaps: {len(overlaps)}; ran without the lock: "
               f"{len(unlocked)}; unfinished: {len(unfinished)}; undocumented statuses: "
               f"{undocumented}; stray processes: {len(strays)}")
-        failed = overlaps or unlocked or unfinished or undocumented or strays
+        failed = overlaps or unlocked or unfinished or undocumented or strays or not intervals
         if failed:
-            print(f"FAILED: overlaps {overlaps[:5]} unlocked {unlocked[:5]} "
-                  f"unfinished {unfinished[:5]} strays {strays[:5]}")
+            print(f"FAILED: jobs run {len(intervals)} overlaps {overlaps[:5]} "
+                  f"unlocked {unlocked[:5]} unfinished {unfinished[:5]} strays {strays[:5]}")
         print(f"{0 if failed else 1} passed, {1 if failed else 0} failed")
         return 1 if failed else 0
 
