@@ -94,7 +94,8 @@ l04_special_files() {
     assert_status 77
     assert_error_line "'$LOCK'" "$reason"
     assert_not_ran
-    ((t1 - t0 < 1500))
+    # refused at once, not after waiting out -t=1 (a real run takes a few ms)
+    ((t1 - t0 < 500))
     snap_check outside
     if ((TRACED)); then
       # the type is checked before any open: a FIFO or device is never opened
@@ -278,48 +279,9 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   [ "$(cut -d' ' -f1 "$T/fds" | tr '\n' ' ')" = "0 1 2 " ]
 }
 
-# await FILE: shell code that waits (at most 10 s) for FILE to appear
-await() { printf 'i=0; while [ ! -e %q ] && [ $i -lt 2000 ]; do sleep 0.005; i=$((i+1)); done' "$1"; }
-
-# One run of L10: A holds, B waits, the path is deleted or replaced, C takes the new file;
-# when A lets go, B must not run beside C.
-l10_variant() {
-  local how="$1" S="$STAMP_SNIPPET" p="$T/$1"
-  rm -f "$LOCK"
-  spawn -n "A.$how" lotoc -L cpu bash -c 'touch "$0.A.ready"; '"$(await "$p.A.go")" "$p"
-  local A=$SPAWNED
-  wait_for_file "$p.A.ready"
-  spawn -n "B.$how" lotoc -w -L cpu bash -c "$S"' >"$0.B.start"; sleep 0.1; '"$S"' >"$0.B.end"' "$p"
-  local B=$SPAWNED
-  wait_for_waiters "$LOCK" 1
-  case $how in
-  rm) rm "$LOCK" ;;
-  replace)
-    : >"$SHARED/new"
-    mv "$SHARED/new" "$LOCK"
-    ;;
-  esac
-  spawn -n "C.$how" lotoc -L cpu bash -c "$S"' >"$0.C.start"; touch "$0.C.ready"; '"$(await "$p.C.go")"'; '"$S"' >"$0.C.end"' "$p"
-  local C=$SPAWNED
-  wait_for_file "$p.C.ready"
-  touch "$p.A.go"
-  wait_exit "$A" 5
-  [ "$STATUS" -eq 0 ]
-  # B wakes up on the old file: it either (wrongly) runs now or waits on the new one
-  _b_started_or_waiting() { [[ -e "$p.B.start" ]] || _has_waiters "$LOCK" 1; }
-  wait_until 5 _b_started_or_waiting
-  touch "$p.C.go"
-  wait_exit "$C" 5
-  [ "$STATUS" -eq 0 ]
-  wait_exit "$B" 5
-  [ "$STATUS" -eq 0 ]
-  echo "$how: B $(cat "$p.B.start")..$(cat "$p.B.end")  C $(cat "$p.C.start")..$(cat "$p.C.end")" >&2
-  (($(cat "$p.B.start") >= $(cat "$p.C.end")))
-}
-
 @test "L10 lock file deleted or replaced while a waiter waits: the waiter never overlaps the new holder" {
-  l10_variant rm
-  l10_variant replace
+  lock_swap_check rm "$LOCK" cpu
+  lock_swap_check replace "$LOCK" cpu
 }
 
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {

@@ -13,6 +13,9 @@
 #   wait_for_file PATH [TIMEOUT_S]            poll until PATH exists (default 5 s)
 #   wait_for_lines PATH N [TIMEOUT_S]         poll until PATH has >= N lines
 #   wait_until TIMEOUT_S CMD...               poll until CMD succeeds
+#   await PATH       prints sh/bash code that waits (bounded, ~10 s) for PATH to appear, for
+#                    scripts loto runs:  sh -c 'touch "$T/ready"; '"$(await "$T/go")"
+#                    (PATH is quoted: any characters are safe)
 #   now_ms / now_us                           fork-free clock (bash $EPOCHREALTIME; the
 #                                             wall clock: compare stamps as intervals only)
 #   $STAMP_SNIPPET   bash code printing now in ms, for scripts loto runs:
@@ -29,6 +32,10 @@
 #                            processes blocked in flock() on PATH (from /proc/locks):
 #                            synchronise on "loto is now waiting" without sleeping
 #   not CMD...               succeeds when CMD fails (`! CMD` never fails a bats test)
+#   lock_swap_check HOW PATH [ARG]
+#                            the "lock file deleted (HOW=rm) or replaced (HOW=replace)
+#                            while a waiter waits" procedure: fails the test if the waiter
+#                            runs beside the new file's holder (ARG: what -L gets)
 #   as_nobody CMD...         runs CMD as nobody:nogroup without supplementary groups
 #   make_traversable DIR     DIR and its parents searchable by others (for `nobody`)
 #
@@ -181,6 +188,15 @@ wait_for_file() {
   }
 }
 
+# await PATH: shell code (POSIX sh and bash) that polls every 5 ms, 2000 times (10-12 s), until
+# PATH exists. PATH is single-quoted (each ' as '\''), which both shells read back
+# unchanged whatever it holds ($, quotes, spaces, newlines).
+await() {
+  local q
+  q=${1//\'/\'\\\'\'}
+  printf "_await_n=0; while [ ! -e '%s' ] && [ \$_await_n -lt 2000 ]; do sleep 0.005; _await_n=\$((_await_n+1)); done" "$q"
+}
+
 _has_lines() { [[ -f "$1" ]] && (($(wc -l <"$1") >= $2)); }
 wait_for_lines() { wait_until "${3:-5}" _has_lines "$1" "$2"; }
 
@@ -285,4 +301,52 @@ not() {
     return 1
   fi
   return 0
+}
+
+# lock_swap_check HOW PATH [ARG]: one run of "the lock file is deleted or replaced while a
+# waiter waits". loto A (lotoc -L ARG; ARG defaults to PATH, it must name PATH) holds
+# PATH; B (lotoc -w -L ARG) waits on it; PATH is then removed (HOW=rm) or replaced by a
+# new file (HOW=replace) and C (lotoc -L ARG) takes the new PATH. When A lets go, B wakes
+# up on the old, unlinked file: it must notice, wait for C, and start only after C ended.
+# Fails the test otherwise. Markers: $T/swap.HOW.{A,B,C}.*
+# (single-quoted scripts are for loto to run; the nested function is wait_until's)
+# shellcheck disable=SC2016,SC2317
+lock_swap_check() {
+  local how="$1" lock="$2" arg="${3:-$2}" S="$STAMP_SNIPPET" p="$T/swap.$1"
+  [[ "$how" == rm || "$how" == replace ]] || {
+    echo "lock_swap_check: HOW is rm or replace, not '$how'" >&2
+    return 1
+  }
+  rm -f "$lock"
+  spawn -n "swap.$how.A" lotoc -L "$arg" bash -c 'touch "$0.A.ready"; '"$(await "$p.A.go")" "$p"
+  local A=$SPAWNED
+  wait_for_file "$p.A.ready"
+  spawn -n "swap.$how.B" lotoc -w -L "$arg" bash -c "$S"' >"$0.B.start"' "$p"
+  local B=$SPAWNED
+  wait_for_waiters "$lock" 1
+  case $how in
+  rm) rm "$lock" ;;
+  replace)
+    : >"$lock.swap"
+    mv "$lock.swap" "$lock"
+    ;;
+  esac
+  spawn -n "swap.$how.C" lotoc -L "$arg" bash -c "$S"' >"$0.C.start"; touch "$0.C.ready"; '"$(await "$p.C.go")"'; '"$S"' >"$0.C.end"' "$p"
+  local C=$SPAWNED
+  wait_for_file "$p.C.ready"
+  # A lets go of the old file: B wakes up on it
+  touch "$p.A.go"
+  wait_exit "$A" 5
+  [ "$STATUS" -eq 0 ]
+  # B either (wrongly) runs now, or goes back to wait on the new file
+  _swap_b_started_or_waiting() { [[ -e "$p.B.start" ]] || _has_waiters "$lock" 1; }
+  wait_until 5 _swap_b_started_or_waiting
+  touch "$p.C.go"
+  wait_exit "$C" 5
+  [ "$STATUS" -eq 0 ]
+  wait_exit "$B" 5
+  [ "$STATUS" -eq 0 ]
+  echo "$how: B started $(cat "$p.B.start"), C ran $(cat "$p.C.start")..$(cat "$p.C.end")" >&2
+  # the two never overlap: B started after C ended
+  (($(cat "$p.B.start") >= $(cat "$p.C.end")))
 }
