@@ -36,6 +36,8 @@
 #                            the "lock file deleted (HOW=rm) or replaced (HOW=replace)
 #                            while a waiter waits" procedure: fails the test if the waiter
 #                            runs beside the new file's holder (ARG: what -L gets)
+#   signal_storm PID SIG...  sends each SIG to PID over and over (fork-free) until PID is
+#                            gone, 5 s at most; $STORM_ROUNDS counts the rounds
 #   as_nobody CMD...         runs CMD as nobody:nogroup without supplementary groups
 #   make_traversable DIR     DIR and its parents searchable by others (for `nobody`)
 #
@@ -301,6 +303,20 @@ not() {
     return 1
   fi
   return 0
+}
+
+# signal_storm PID SIG...: every round sends each SIG to PID, with builtins only, until
+# PID is gone (or 5 s have passed), so the storm lasts whatever PID is waiting for.
+signal_storm() {
+  local pid="$1" start=$((${EPOCHREALTIME/[.,]/} / 1000)) sig
+  shift
+  STORM_ROUNDS=0
+  while ! proc_gone "$pid" && ((${EPOCHREALTIME/[.,]/} / 1000 - start < 5000)); do
+    for sig in "$@"; do
+      kill "-$sig" "$pid" 2>/dev/null || true
+    done
+    STORM_ROUNDS=$((STORM_ROUNDS + 1))
+  done
 }
 
 # lock_swap_check HOW PATH [ARG]: one run of "the lock file is deleted or replaced while a
