@@ -192,7 +192,7 @@ public:
     for_each_entry(
         root,
         "the top level",
-        {"lock_dir", "defaults", "logging", "resources"},
+        {"lock_dir", "defaults", "logging", "etcd", "resources"},
         [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
           if (key == "lock_dir") {
             config.lock_dir = read_path(value, "lock_dir");
@@ -200,6 +200,8 @@ public:
             config.defaults = read_policy(value, "defaults", false, nullptr);
           } else if (key == "logging") {
             config.logging = read_logging(value);
+          } else if (key == "etcd") {
+            config.etcd = read_etcd(value);
           } else {
             read_resources(value, config.resources);
           }
@@ -314,7 +316,7 @@ private:
                              ResourceConfig* resource) {
     std::vector<std::string> known{"wait", "timeout", "conflict_exit_code", "inherit_lock"};
     if (is_resource) {
-      known.insert(known.begin(), {"path", "description"});
+      known.insert(known.begin(), {"path", "backend", "description"});
     }
     PolicySettings policy;
     for_each_entry(
@@ -332,6 +334,8 @@ private:
             policy.inherit_lock = read_bool(value, key);
           } else if (key == "path") {
             resource->path = read_path(value, key);
+          } else if (key == "backend") {
+            resource->backend = read_choice(value, key, {"flock", "etcd"});
           } else {
             resource->description = scalar(value, key);
           }
@@ -363,6 +367,73 @@ private:
           }
         });
     return logging;
+  }
+
+  EtcdSettings read_etcd(const YamlNode& map) {
+    EtcdSettings etcd;
+    for_each_entry(
+        map,
+        "etcd",
+        {"endpoints", "ttl", "prefix"},
+        [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
+          if (key == "endpoints") {
+            etcd.endpoints = read_endpoints(value);
+          } else if (key == "ttl") {
+            etcd.ttl = read_duration(value, key);
+            // etcd counts leases in whole seconds, and loto must be able to renew well
+            // inside one: under a second cannot work.
+            if (etcd.ttl->value < std::chrono::seconds(1) ||
+                etcd.ttl->value > std::chrono::hours(1)) {
+              fail(value,
+                   "invalid ttl " + quoted(value.text) + " for etcd (use 1s to 1h; 10s is usual)");
+            }
+          } else {
+            const std::string& prefix = scalar(value, key);
+            if (prefix.empty() || prefix.size() > 128 ||
+                std::any_of(prefix.begin(), prefix.end(), [](char c) {
+                  const auto u = static_cast<unsigned char>(c);
+                  return u <= 0x20 || u == 0x7F;
+                })) {
+              fail(value,
+                   "invalid prefix " + quoted(prefix) +
+                       " for etcd (1 to 128 characters, no spaces or control characters)");
+            }
+            etcd.prefix = Sourced<std::string>{prefix, origin_of(m_file, value)};
+          }
+        });
+    return etcd;
+  }
+
+  // One URL or a list of them.
+  Sourced<std::vector<std::string>> read_endpoints(const YamlNode& node) const {
+    std::vector<const YamlNode*> items;
+    if (node.kind == YamlNode::Kind::sequence) {
+      for (const auto& item : node.items) {
+        items.push_back(&item);
+      }
+    } else {
+      items.push_back(&node);
+    }
+    if (items.empty()) {
+      fail(node, "expected at least one URL for 'endpoints'");
+    }
+    Sourced<std::vector<std::string>> endpoints{{}, origin_of(m_file, node)};
+    for (const YamlNode* item : items) {
+      const std::string& url = scalar(*item, "endpoints");
+      const bool http = url.starts_with("http://") || url.starts_with("https://");
+      const auto host = url.find("//") + 2;
+      if (!http || url.size() <= host || url.size() > 256 ||
+          std::any_of(url.begin(), url.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u <= 0x20 || u >= 0x7F || c == ',';
+          })) {
+        fail(*item,
+             "invalid etcd endpoint " + quoted(url) +
+                 " (expected http://HOST:PORT or https://HOST:PORT)");
+      }
+      endpoints.value.push_back(url);
+    }
+    return endpoints;
   }
 
   void read_resources(const YamlNode& map, std::map<std::string, ResourceConfig>& resources) {
@@ -481,6 +552,9 @@ void merge_config(Config& base, Config later) {
   override_with(base.logging.facility, later.logging.facility);
   override_with(base.logging.ident, later.logging.ident);
   override_with(base.logging.level, later.logging.level);
+  override_with(base.etcd.endpoints, later.etcd.endpoints);
+  override_with(base.etcd.ttl, later.etcd.ttl);
+  override_with(base.etcd.prefix, later.etcd.prefix);
   for (auto& [name, resource] : later.resources) {
     if (const auto it = base.resources.find(name); it != base.resources.end()) {
       config_error(resource.origin + ": resource " + quoted(name) + " is already defined at " +

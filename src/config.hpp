@@ -26,7 +26,8 @@ struct PolicySettings {
 };
 
 struct ResourceConfig {
-  std::optional<Sourced<std::string>> path; // absolute; default <lock_dir>/loto.NAME
+  std::optional<Sourced<std::string>> path;    // absolute; default <lock_dir>/loto.NAME
+  std::optional<Sourced<std::string>> backend; // "flock" (default) or "etcd"
   PolicySettings policy;
   std::string description;
   std::string origin; // where the resource was defined
@@ -39,8 +40,16 @@ struct LoggingSettings {
   std::optional<Sourced<std::string>> level; // a name from log_levels() (log.hpp)
 };
 
+// The `etcd:` section: the cluster that resources with `backend: etcd` lock through.
+struct EtcdSettings {
+  std::optional<Sourced<std::vector<std::string>>> endpoints; // http:// or https:// URLs
+  std::optional<Sourced<Duration>> ttl;                       // the lease's time to live
+  std::optional<Sourced<std::string>> prefix;                 // lock name = prefix + resource
+};
+
 struct Config {
   std::optional<Sourced<std::string>> lock_dir;
+  EtcdSettings etcd;
   PolicySettings defaults;
   LoggingSettings logging;
   std::map<std::string, ResourceConfig> resources;

@@ -10,6 +10,7 @@ namespace loto {
 // The command's own status passes through unchanged.
 namespace exit_code {
 inline constexpr int usage = 64;         // EX_USAGE: bad option or value, unknown resource
+inline constexpr int unavailable = 69;   // EX_UNAVAILABLE: etcd unreachable, or the lock lost
 inline constexpr int os_error = 71;      // EX_OSERR: fork, timer, ... failed
 inline constexpr int cannot_create = 73; // EX_CANTCREAT: cannot create or open the lock file
 inline constexpr int busy = 75;          // EX_TEMPFAIL: lock not acquired (default)

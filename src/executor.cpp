@@ -3,6 +3,7 @@
 #include "error.hpp"
 #include "text.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -18,27 +19,66 @@ std::string milliseconds_since(Clock::time_point start) {
 }
 
 std::string describe(const LockTarget& target) {
+  if (target.kind == LockKind::etcd) {
+    return "resource " + quoted(target.name) + " (etcd lock " + quoted(target.etcd_name) + ")";
+  }
   if (target.name == target.path) {
     return "lock " + quoted(target.path);
   }
   return "resource " + quoted(target.name) + " (lock " + quoted(target.path) + ")";
 }
 
-std::string describe_holder(const std::optional<LockHolder>& holder) {
-  if (!holder) {
-    return "";
+std::string held_by(const std::optional<LockHolder>& holder) {
+  return holder ? ", held by " + describe_holder(*holder) : "";
+}
+
+// The values of the held locks' `pairs` (environment entries or audit fields), one per
+// name, with the values of several locks joined by commas in lock order.
+std::vector<std::pair<std::string, std::string>>
+combine(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  std::vector<std::pair<std::string, std::string>> combined;
+  for (const auto& [name, value] : pairs) {
+    const auto it = std::find_if(combined.begin(), combined.end(), [&](const auto& entry) {
+      return entry.first == name;
+    });
+    if (it == combined.end()) {
+      combined.emplace_back(name, value);
+    } else {
+      it->second += "," + value;
+    }
   }
-  if (holder->command.empty()) {
-    return ", held by pid " + std::to_string(holder->pid) +
-           " (exited; a process it started holds the lock)";
+  return combined;
+}
+
+Fields lock_fields(const std::vector<std::unique_ptr<HeldLock>>& held) {
+  Fields fields;
+  for (const auto& lock : held) {
+    const auto more = lock->audit_fields();
+    fields.insert(fields.end(), more.begin(), more.end());
   }
-  return ", held by pid " + std::to_string(holder->pid) + ": " + holder->command;
+  return combine(fields);
+}
+
+std::vector<std::string> lock_environment(const std::vector<std::unique_ptr<HeldLock>>& held) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& lock : held) {
+    for (const auto& entry : lock->environment()) {
+      const auto equals = entry.find('=');
+      entries.emplace_back(entry.substr(0, equals), entry.substr(equals + 1));
+    }
+  }
+  std::vector<std::string> environment;
+  for (const auto& [name, value] : combine(entries)) {
+    environment.push_back(name + "=" + value);
+  }
+  return environment;
 }
 
 // Reports a lock that was not taken and returns loto's exit status for it.
 int report_not_acquired(const Plan& plan,
                         const LockTarget& target,
                         AcquireStatus status,
+                        const std::string& message,
                         const WaitSession& session,
                         const LockBackend& backend,
                         Log& log) {
@@ -55,6 +95,12 @@ int report_not_acquired(const Plan& plan,
                {"waited_ms", elapsed_ms}});
     return exit_code::signal_base + signal;
   }
+  if (status == AcquireStatus::unavailable) {
+    log.error(message + "; the command was not run",
+              "unavailable",
+              {{"resource", target.name}, {"lock", target.path}, {"waited_ms", elapsed_ms}});
+    return exit_code::unavailable;
+  }
   const auto holder = backend.find_holder(target);
   Fields fields{{"resource", target.name}, {"lock", target.path}, {"waited_ms", elapsed_ms}};
   if (holder) {
@@ -62,11 +108,11 @@ int report_not_acquired(const Plan& plan,
   }
   if (status == AcquireStatus::timed_out) {
     log.notice("timed out after " + format_duration(plan.wait_limit.value_or(Duration::zero())) +
-               " waiting for " + describe(target) + describe_holder(holder) +
+               " waiting for " + describe(target) + held_by(holder) +
                "; the command was not run");
     log.audit(Log::Severity::warning, "timeout", fields);
   } else {
-    log.notice(describe(target) + " is busy" + describe_holder(holder) +
+    log.notice(describe(target) + " is busy" + held_by(holder) +
                "; the command was not run (use -w to wait, or -t to wait a while)");
     log.audit(Log::Severity::warning, "busy", fields);
   }
@@ -94,8 +140,7 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
     for (const auto& target : plan.locks) {
       if (log.shows_progress()) {
         session.on_wait_start([&] {
-          log.progress("waiting for " + describe(target) +
-                       describe_holder(backend.find_holder(target)));
+          log.progress("waiting for " + describe(target) + held_by(backend.find_holder(target)));
         });
       }
       if (log.shows_debug()) {
@@ -104,7 +149,8 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
       AcquireResult result = backend.acquire(target, session);
       if (result.status != AcquireStatus::acquired) {
         held.clear(); // release what was taken before reporting
-        return report_not_acquired(plan, target, result.status, session, backend, log);
+        return report_not_acquired(
+            plan, target, result.status, result.message, session, backend, log);
       }
       held.push_back(std::move(result.lock));
     }
@@ -126,30 +172,35 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
 
   // With inherit_lock, the command's processes share the lock descriptors, so no process
   // of the job runs unlocked even if loto itself is killed.
-  std::vector<int> inherit_fds;
-  if (plan.inherit_lock) {
-    for (const auto& lock : held) {
-      if (lock->inheritable_fd() >= 0) {
-        inherit_fds.push_back(lock->inheritable_fd());
-      }
+  CommandSpec spec{plan.command, plan.command_environment, {}, {}};
+  for (const auto& lock : held) {
+    if (plan.inherit_lock && lock->inheritable_fd() >= 0) {
+      spec.inherit_fds.push_back(lock->inheritable_fd());
+    }
+    if (LeaseWatch* lease = lock->lease()) {
+      spec.leases.push_back(lease);
     }
   }
+  const auto extra_environment = lock_environment(held);
+  spec.environment.insert(
+      spec.environment.end(), extra_environment.begin(), extra_environment.end());
+  const Fields held_fields = lock_fields(held);
+
   const auto held_since = Clock::now();
-  const CommandOutcome outcome =
-      run_command(plan.command, plan.command_environment, inherit_fds, baseline, [&](pid_t pid) {
-        // Reported once the command is on its way, so logging never delays the job.
-        if (log.shows_progress()) {
-          log.progress("acquired " +
-                       (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
-                       " after " + std::to_string(waited.count()) + " ms");
-          log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
-        }
-        log.audit(Log::Severity::info,
-                  "acquired",
-                  {{"resource", plan.lock_names},
-                   {"lock", plan.lock_paths},
-                   {"waited_ms", std::to_string(waited.count())}});
-      });
+  const CommandOutcome outcome = run_command(spec, baseline, [&](pid_t pid) {
+    // Reported once the command is on its way, so logging never delays the job.
+    if (log.shows_progress()) {
+      log.progress("acquired " +
+                   (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
+                   " after " + std::to_string(waited.count()) + " ms");
+      log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
+    }
+    Fields fields{{"resource", plan.lock_names},
+                  {"lock", plan.lock_paths},
+                  {"waited_ms", std::to_string(waited.count())}};
+    fields.insert(fields.end(), held_fields.begin(), held_fields.end());
+    log.audit(Log::Severity::info, "acquired", fields);
+  });
   // Release at once: the next job should not wait for loto's own bookkeeping.
   held.clear();
 
@@ -158,8 +209,19 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
                 {"lock", plan.lock_paths},
                 {"status", std::to_string(outcome.exit_status)},
                 {"held_ms", held_ms}};
+  fields.insert(fields.end(), held_fields.begin(), held_fields.end());
   if (outcome.signal != 0) {
     fields.emplace_back("signal", signal_name(outcome.signal));
+  }
+  if (!outcome.lost_reason.empty()) {
+    // The job was stopped because another host may get the lock: loto's own failure.
+    fields.emplace_back("stopped_with", signal_name(outcome.job_signal));
+    log.error(outcome.lost_reason + "; the command was stopped with " +
+                  signal_name(outcome.job_signal) + " after " + held_ms +
+                  " ms (its status was " + std::to_string(outcome.exit_status) + ")",
+              "lost",
+              fields);
+    return exit_code::unavailable;
   }
   if (log.shows_progress()) {
     log.progress(outcome.signal != 0

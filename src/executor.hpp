@@ -1,7 +1,7 @@
 // The executor: takes the plan's locks, runs the command, returns loto's exit status.
 #pragma once
 
-#include "lock.hpp"
+#include "lock/lock.hpp"
 #include "log.hpp"
 #include "plan.hpp"
 #include "process.hpp"

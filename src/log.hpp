@@ -1,6 +1,7 @@
 // Everything loto says: stderr for people, syslog for the audit trail.
 #pragma once
 
+#include "identity.hpp"
 #include "plan.hpp"
 
 #include <memory>
@@ -30,9 +31,6 @@ std::string format_record(const std::string& event, const Fields& fields);
 const std::vector<std::string>& syslog_facilities();
 const std::vector<std::string>& log_levels();
 
-// The name /etc/passwd's `text` gives `uid` (its first entry for it), if any. NIS
-// compatibility lines ("+", "-") are skipped.
-std::optional<std::string> name_in_passwd(std::string_view text, unsigned uid);
 
 class Log {
 public:
@@ -44,8 +42,10 @@ public:
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
 
-  // A failure that stops loto: always on stderr as "loto: error: ...", and audited.
+  // A failure that stops loto: always on stderr as "loto: error: ...", and audited as
+  // `event` (default "error") with `fields` and the message.
   void error(const std::string& message);
+  void error(const std::string& message, const std::string& event, Fields fields);
   // An outcome people want to see (lock busy): stderr unless -q.
   void notice(const std::string& message);
   // The play-by-play of -v, to stderr and syslog.

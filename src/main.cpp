@@ -8,7 +8,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "executor.hpp"
-#include "lock.hpp"
+#include "lock/lock.hpp"
 #include "log.hpp"
 #include "plan.hpp"
 #include "process.hpp"
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     const Plan plan = make_plan(cli, config, environment);
     log = std::make_unique<Log>(plan.log, plan.command);
 
-    const auto backend = make_flock_backend();
+    const auto backend = make_lock_backend(plan);
     switch (plan.action) {
     case Action::check_config:
       print_check(plan, std::cout);

@@ -89,6 +89,35 @@ std::string canonical_lock_path(const std::string& path) {
   return (resolved_dir == "/" ? "" : resolved_dir) + "/" + base;
 }
 
+EtcdPlan make_etcd_plan(const EtcdSettings& settings) {
+  EtcdPlan etcd;
+  if (settings.endpoints) {
+    etcd.endpoints = settings.endpoints->value;
+  }
+  if (settings.ttl) {
+    etcd.ttl = settings.ttl->value;
+  }
+  if (settings.prefix) {
+    etcd.prefix = settings.prefix->value;
+  }
+  return etcd;
+}
+
+// The etcd: settings for --show-config, shown only when the config has an etcd: section.
+void append_etcd_settings(const EtcdSettings& settings,
+                          const EtcdPlan& etcd,
+                          std::vector<SettingView>& views) {
+  if (!settings.endpoints && !settings.ttl && !settings.prefix) {
+    return;
+  }
+  const auto origin = [](const auto& setting) {
+    return setting ? setting->origin : std::string(k_builtin);
+  };
+  views.push_back({"etcd.endpoints", join(etcd.endpoints, ","), origin(settings.endpoints)});
+  views.push_back({"etcd.ttl", format_duration(etcd.ttl), origin(settings.ttl)});
+  views.push_back({"etcd.prefix", etcd.prefix, origin(settings.prefix)});
+}
+
 } // namespace
 
 std::string describe_wait(const std::optional<Duration>& limit) {
@@ -136,8 +165,22 @@ Plan make_plan(const CliOptions& cli,
   for (const auto& entry : resources) {
     resource_names.push_back(entry.first);
   }
-  const auto resource_path = [&](const std::string& name, const ResourceConfig& resource) {
-    return resource.path ? resource.path->value : lock_dir.value + "/loto." + name;
+  const EtcdPlan etcd = make_etcd_plan(config.etcd);
+  const auto resource_target = [&](const std::string& name, const ResourceConfig& resource) {
+    if (resource.backend && resource.backend->value == "etcd") {
+      if (etcd.endpoints.empty()) {
+        throw Error(exit_code::config,
+                    resource.backend->origin + ": resource " + quoted(name) +
+                        " uses backend etcd, but no etcd endpoints are set; add an etcd: "
+                        "section with endpoints: [http://HOST:2379, ...]");
+      }
+      const std::string lock_name = etcd.prefix + name;
+      return LockTarget{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
+    }
+    return LockTarget{name,
+                      resource.path ? resource.path->value : lock_dir.value + "/loto." + name,
+                      LockKind::flock,
+                      ""};
   };
 
   // The locks, as named on the command line; resource settings come from the first one.
@@ -150,7 +193,7 @@ Plan make_plan(const CliOptions& cli,
                     "invalid lock path " + quoted(value) + ": it " + *problem +
                         " (use an absolute path, or a resource name)");
       }
-      locks.push_back({value, value});
+      locks.push_back({value, value, LockKind::flock, ""});
       continue;
     }
     if (!is_valid_resource_name(value)) {
@@ -170,13 +213,14 @@ Plan make_plan(const CliOptions& cli,
     if (first_resource == nullptr) {
       first_resource = &it->second;
     }
-    locks.push_back({value, resource_path(value, it->second)});
+    locks.push_back(resource_target(value, it->second));
   }
 
   // One global order, by canonical path, so that two loto runs never deadlock.
   std::vector<std::pair<std::string, LockTarget>> ordered;
   for (auto& lock : locks) {
-    ordered.emplace_back(canonical_lock_path(lock.path), std::move(lock));
+    std::string key = lock.kind == LockKind::etcd ? lock.path : canonical_lock_path(lock.path);
+    ordered.emplace_back(std::move(key), std::move(lock));
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
     return a.first < b.first;
@@ -225,6 +269,7 @@ Plan make_plan(const CliOptions& cli,
   plan.wait_limit = limit.value;
   plan.conflict_exit_code = conflict_code.value;
   plan.inherit_lock = inherit_lock.value;
+  plan.etcd = etcd;
 
   Layered<bool> syslog{true};
   Layered<std::string> facility{"user"};
@@ -249,11 +294,14 @@ Plan make_plan(const CliOptions& cli,
       {"logging.ident", ident.value, ident.origin},
       {"logging.level", level.value, level.origin},
   };
+  append_etcd_settings(config.etcd, etcd, plan.settings);
   for (const auto& lock : plan.locks) {
     const auto it = resources.find(lock.name);
     const bool named = lock.name.find('/') == std::string::npos;
     std::string origin = k_command_line;
-    if (named && it->second.path) {
+    if (lock.kind == LockKind::etcd) {
+      origin = it->second.backend->origin;
+    } else if (named && it->second.path) {
       origin = it->second.path->origin;
     } else if (named) {
       origin = lock_dir.origin == k_builtin ? k_builtin : "lock_dir at " + lock_dir.origin;
@@ -265,8 +313,8 @@ Plan make_plan(const CliOptions& cli,
     WaitLimit resource_limit;
     resource_limit.apply(config.defaults);
     resource_limit.apply(resource.policy);
-    plan.resources.push_back({name,
-                              resource_path(name, resource),
+    plan.resources.push_back({resource_target(name, resource),
+                              name,
                               describe_wait(resource_limit.value),
                               resource.description,
                               resource.origin});
@@ -282,7 +330,10 @@ Plan make_plan(const CliOptions& cli,
   plan.lock_names = join(names, ",");
   plan.lock_paths = join(paths, ",");
   for (const auto& entry : environment) {
-    if (!entry.starts_with("LOTO_RESOURCE=") && !entry.starts_with("LOTO_LOCKFILE=")) {
+    // The fleet lock's variables come from the executor, and only for a run that holds
+    // one: a value inherited from an outer loto would name another lock.
+    if (!entry.starts_with("LOTO_RESOURCE=") && !entry.starts_with("LOTO_LOCKFILE=") &&
+        !entry.starts_with("LOTO_FENCING_TOKEN=") && !entry.starts_with("LOTO_ETCD_LEASE=")) {
       plan.command_environment.push_back(entry);
     }
   }

@@ -11,10 +11,23 @@
 
 namespace loto {
 
+enum class LockKind { flock, etcd };
+
 // One lock to take.
 struct LockTarget {
   std::string name; // resource name, or the path as given with -L
-  std::string path; // absolute path of the lock file
+  // flock: the absolute path of the lock file. etcd: "etcd:" + the lock name, which is how
+  // messages and records show it and how it sorts among the other locks.
+  std::string path;
+  LockKind kind = LockKind::flock;
+  std::string etcd_name; // etcd: <prefix><resource name>, the etcdctl lock name
+};
+
+// The cluster that etcd resources lock through.
+struct EtcdPlan {
+  std::vector<std::string> endpoints; // empty when the config has none
+  Duration ttl = std::chrono::seconds(10);
+  std::string prefix = "loto/";
 };
 
 struct LogPlan {
@@ -35,8 +48,8 @@ struct SettingView {
 
 // One resource as --list shows it.
 struct ResourceView {
+  LockTarget target; // target.path is the LOCK column
   std::string name;
-  std::string path;
   std::string policy; // "no wait", "wait", "wait up to 5m"
   std::string description;
   std::string origin;
@@ -51,6 +64,7 @@ struct Plan {
   std::optional<Duration> wait_limit = Duration::zero();
   int conflict_exit_code = 75;
   bool inherit_lock = true; // the command's processes hold the lock too
+  EtcdPlan etcd;
   LogPlan log;
   std::vector<std::string> command;
   std::vector<std::string> command_environment; // NAME=VALUE for the command

@@ -4,15 +4,21 @@
 #include "text.hpp"
 
 #include <fcntl.h>
+#include <dirent.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <string_view>
 
 namespace loto {
@@ -107,6 +113,7 @@ struct ChildStart {
   char* const* argv;
   char* const* envp;
   const sigset_t* mask;
+  pid_t die_with; // loto's pid when the command must die with loto, else 0
   int exec_error; // set by the child when no execve succeeded
 };
 
@@ -117,6 +124,15 @@ alignas(16) std::array<char, 32768> g_child_stack;
 // (clone's wrapper makes the exit system call: no atexit handlers, no flushing).
 extern "C" int start_command(void* arg) {
   auto* start = static_cast<ChildStart*>(arg);
+  if (start->die_with != 0) {
+    // A lock that only loto keeps alive: the command must not outlive it. If loto died
+    // before the prctl, the parent is already someone else.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != start->die_with) {
+      start->exec_error = ESRCH;
+      return exit_code::os_error;
+    }
+  }
   ::sigprocmask(SIG_SETMASK, start->mask, nullptr);
   start->exec_error = exec_first(*start->candidates, start->argv, start->envp);
   return exit_code::not_found;
@@ -126,6 +142,67 @@ timespec to_timespec(std::chrono::steady_clock::time_point point) {
   const auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(point.time_since_epoch()).count();
   return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+// The children of `pid`, from every thread's /proc children list.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> children;
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = ::opendir(task_dir.c_str());
+  if (dir == nullptr) {
+    return children;
+  }
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') {
+      continue;
+    }
+    const std::string path = task_dir + "/" + entry->d_name + "/children";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      continue;
+    }
+    const auto text = read_to_end(fd, 256, std::size_t{1} << 20);
+    ::close(fd);
+    if (!text) {
+      continue;
+    }
+    std::size_t at = 0;
+    while (at < text->size()) {
+      const auto end = text->find(' ', at);
+      const std::string word = text->substr(at, end - at);
+      if (!word.empty()) {
+        children.push_back(static_cast<pid_t>(std::stol(word)));
+      }
+      at = end == std::string::npos ? text->size() : end + 1;
+    }
+  }
+  ::closedir(dir);
+  return children;
+}
+
+// Sends `signal` to every process of the job: loto's descendants, which include the
+// job's orphans because loto is their subreaper. Processes forked while this runs are
+// caught by the next pass; stops when a pass finds nobody new. Returns how many got it.
+std::size_t signal_job(int signal) {
+  std::set<pid_t> signalled;
+  for (int pass = 0; pass < 8; ++pass) {
+    std::vector<pid_t> pending = children_of(::getpid());
+    bool found_new = false;
+    while (!pending.empty()) {
+      const pid_t pid = pending.back();
+      pending.pop_back();
+      if (signalled.insert(pid).second) {
+        found_new = true;
+        ::kill(pid, signal);
+      }
+      const auto grandchildren = children_of(pid);
+      pending.insert(pending.end(), grandchildren.begin(), grandchildren.end());
+    }
+    if (!found_new) {
+      break;
+    }
+  }
+  return signalled.size();
 }
 
 } // namespace
@@ -188,6 +265,10 @@ void WaitSession::begin_blocking() {
   if (m_on_wait_start) {
     m_on_wait_start();
   }
+  arm();
+}
+
+void WaitSession::arm() {
   if (m_timer_created) {
     return;
   }
@@ -265,11 +346,69 @@ void block_supervised_signals(const SignalBaseline& baseline) {
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
 }
 
-CommandOutcome run_command(const std::vector<std::string>& argv,
-                           const std::vector<std::string>& environment,
-                           const std::vector<int>& inherit_fds,
+namespace {
+
+// Where the job stands against its leases' deadlines.
+struct LeaseState {
+  std::string lost_reason;
+  int job_signal = 0; // SIGTERM, then SIGKILL, once sent
+
+  // The next deadline still to act on, or nullopt.
+  std::optional<MonotonicTime> next_deadline(const std::vector<LeaseWatch*>& leases) const {
+    std::optional<MonotonicTime> next;
+    for (const LeaseWatch* lease : leases) {
+      const MonotonicTime due = job_signal == 0 ? lease->term_deadline() : lease->kill_deadline();
+      if (job_signal != SIGKILL && due != MonotonicTime::max() && (!next || due < *next)) {
+        next = due;
+      }
+    }
+    return next;
+  }
+
+  // Sends what is due by now: SIGTERM at the first term deadline, SIGKILL at the first
+  // kill deadline (SIGKILL again on every later pass, for processes forked meanwhile).
+  void act(const std::vector<LeaseWatch*>& leases) {
+    const MonotonicTime now = std::chrono::steady_clock::now();
+    for (const LeaseWatch* lease : leases) {
+      if (lease->kill_deadline() <= now) {
+        note(*lease);
+        job_signal = SIGKILL;
+      } else if (lease->term_deadline() <= now && job_signal == 0) {
+        note(*lease);
+        job_signal = SIGTERM;
+      } else {
+        continue;
+      }
+      signal_job(job_signal);
+    }
+  }
+
+  void note(const LeaseWatch& lease) {
+    if (lost_reason.empty()) {
+      lost_reason = lease.loss_reason();
+    }
+  }
+};
+
+// Milliseconds from now until `when`, rounded up, for poll(); -1 when there is no deadline.
+int poll_timeout(const std::optional<MonotonicTime>& when) {
+  if (!when) {
+    return -1;
+  }
+  const auto left = *when - std::chrono::steady_clock::now();
+  if (left <= Duration::zero()) {
+    return 0;
+  }
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::min<long long>(ms, 60'000));
+}
+
+} // namespace
+
+CommandOutcome run_command(const CommandSpec& spec,
                            const SignalBaseline& baseline,
                            const std::function<void(pid_t)>& on_started) {
+  const std::vector<std::string>& argv = spec.argv;
   // Everything the child needs is prepared before it exists.
   std::vector<char*> child_argv;
   for (const auto& word : argv) {
@@ -277,20 +416,48 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
   }
   child_argv.push_back(nullptr);
   std::vector<char*> child_env;
-  for (const auto& entry : environment) {
+  for (const auto& entry : spec.environment) {
     child_env.push_back(const_cast<char*>(entry.c_str()));
   }
   child_env.push_back(nullptr);
 
-  const std::vector<std::string> candidates = executable_candidates(argv[0], environment);
+  const std::vector<std::string> candidates = executable_candidates(argv[0], spec.environment);
   std::vector<const char*> candidate_paths;
   for (const auto& path : candidates) {
     candidate_paths.push_back(path.c_str());
   }
 
+  sigset_t waited;
+  sigemptyset(&waited);
+  for (const int signal : k_supervised_signals) {
+    if (!is_ignored(baseline, signal)) {
+      sigaddset(&waited, signal);
+    }
+  }
+  // The signals wait in the queue (blocked since block_supervised_signals()) until the
+  // loop reads them here, with the other things it waits for.
+  const int signal_fd = ::signalfd(-1, &waited, SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    os_failure("cannot watch signals");
+  }
+  struct FdCloser {
+    int fd;
+    explicit FdCloser(int descriptor) : fd(descriptor) {}
+    FdCloser(const FdCloser&) = delete;
+    FdCloser& operator=(const FdCloser&) = delete;
+    ~FdCloser() {
+      ::close(fd);
+    }
+  } signal_fd_closer{signal_fd};
+
+  const bool guarded = !spec.leases.empty();
+  if (guarded && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    os_failure("cannot adopt the job's orphans");
+  }
+
   // loto is single-threaded, so clearing close-on-exec here cannot leak the lock into
   // anything but this command.
-  for (const int fd : inherit_fds) {
+  for (const int fd : spec.inherit_fds) {
     if (::fcntl(fd, F_SETFD, 0) != 0) {
       os_failure("cannot pass the lock to the command");
     }
@@ -300,13 +467,18 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
   // same, but also resets every signal's handler there, two system calls per signal.
   // loto has no handler installed at this point (the wait is over), and execve resets
   // any other. A failed execve is reported through `start`, in the shared memory.
-  ChildStart start{&candidate_paths, child_argv.data(), child_env.data(), &baseline.mask, 0};
+  ChildStart start{&candidate_paths,
+                   child_argv.data(),
+                   child_env.data(),
+                   &baseline.mask,
+                   guarded ? ::getpid() : 0,
+                   0};
   const pid_t pid = ::clone(start_command,
                             g_child_stack.data() + g_child_stack.size(),
                             CLONE_VM | CLONE_VFORK | SIGCHLD,
                             &start);
   const int error = pid < 0 ? errno : start.exec_error;
-  for (const int fd : inherit_fds) {
+  for (const int fd : spec.inherit_fds) {
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   if (error != 0 && pid > 0) {
@@ -316,7 +488,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
   }
   if (error != 0) {
     const std::string name = quoted(argv[0]);
-    if (error == EAGAIN || error == ENOMEM) {
+    if (error == EAGAIN || error == ENOMEM || error == ESRCH) {
       throw Error(exit_code::os_error, "cannot start " + name + ": " + std::strerror(error));
     }
     if (error == ENOENT || error == ENOTDIR) {
@@ -334,33 +506,58 @@ CommandOutcome run_command(const std::vector<std::string>& argv,
   }
   on_started(pid);
 
-  sigset_t waited;
-  sigemptyset(&waited);
-  for (const int signal : k_supervised_signals) {
-    if (!is_ignored(baseline, signal)) {
-      sigaddset(&waited, signal);
-    }
-  }
+  // The one loop of the job: the command's exit and the signals to forward (signalfd),
+  // the leases' news (their descriptors) and their deadlines (the poll timeout).
+  LeaseState state;
+  std::vector<pollfd> fds;
   for (;;) {
-    siginfo_t info{};
-    const int signal = ::sigwaitinfo(&waited, &info);
-    if (signal < 0) {
+    state.act(spec.leases);
+    fds.assign(1, pollfd{signal_fd, POLLIN, 0});
+    for (const LeaseWatch* lease : spec.leases) {
+      fds.push_back(pollfd{lease->fd(), POLLIN, 0}); // poll() skips a negative fd
+    }
+    if (::poll(fds.data(), fds.size(), poll_timeout(state.next_deadline(spec.leases))) < 0) {
       if (errno == EINTR) {
         continue;
       }
-      os_failure("cannot wait for signals");
+      os_failure("cannot wait for the command");
     }
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents != 0) {
+        spec.leases[i - 1]->on_readable();
+      }
+    }
+    if (fds[0].revents == 0) {
+      continue;
+    }
+    signalfd_siginfo info{};
+    if (::read(signal_fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
+      continue; // EINTR or EAGAIN: poll again
+    }
+    const int signal = static_cast<int>(info.ssi_signo);
     if (signal == SIGCHLD) {
-      int status = 0;
-      pid_t reaped = 0;
-      do {
-        reaped = ::waitpid(pid, &status, WNOHANG);
-      } while (reaped < 0 && errno == EINTR);
-      if (reaped == pid) {
-        if (WIFSIGNALED(status)) {
-          return {exit_code::signal_base + WTERMSIG(status), WTERMSIG(status)};
+      // Reap the command and, under a lease, the orphans loto adopted.
+      for (;;) {
+        int status = 0;
+        const pid_t reaped = ::waitpid(guarded ? -1 : pid, &status, WNOHANG);
+        if (reaped < 0 && errno == EINTR) {
+          continue;
         }
-        return {WEXITSTATUS(status), 0};
+        if (reaped <= 0) {
+          break;
+        }
+        if (reaped != pid) {
+          continue;
+        }
+        CommandOutcome outcome;
+        if (WIFSIGNALED(status)) {
+          outcome = {exit_code::signal_base + WTERMSIG(status), WTERMSIG(status), "", 0};
+        } else {
+          outcome = {WEXITSTATUS(status), 0, "", 0};
+        }
+        outcome.lost_reason = state.lost_reason;
+        outcome.job_signal = state.job_signal;
+        return outcome;
       }
       continue;
     }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "duration.hpp"
-#include "lock.hpp"
+#include "lock/lock.hpp"
 
 #include <signal.h>
 #include <sys/types.h>
@@ -46,6 +46,7 @@ public:
   WaitSession(const WaitSession&) = delete;
   WaitSession& operator=(const WaitSession&) = delete;
 
+  void arm() override;
   void begin_blocking() override;
   int interrupt_signal() const override;
   bool deadline_passed() const override;
@@ -69,18 +70,30 @@ void block_supervised_signals(const SignalBaseline& baseline);
 
 // What run_command() reports back.
 struct CommandOutcome {
-  int exit_status = 0; // the command's status, or 128+N when it died of signal N
-  int signal = 0;      // N when it died of a signal
+  int exit_status = 0;     // the command's status, or 128+N when it died of signal N
+  int signal = 0;          // N when it died of a signal
+  std::string lost_reason; // set when a lease was lost and the job was stopped for it
+  int job_signal = 0;      // the last signal sent to the whole job for a lost lease
+};
+
+// The command and what it runs with.
+struct CommandSpec {
+  std::vector<std::string> argv;
+  std::vector<std::string> environment;
+  std::vector<int> inherit_fds; // left open for the command (the local locks)
+  // Locks that can be lost while the command runs. With any, the command's main process
+  // dies with loto (PR_SET_PDEATHSIG), loto adopts the job's orphans (a child subreaper),
+  // and when a lease's deadline comes every process of the job gets SIGTERM, then SIGKILL.
+  std::vector<LeaseWatch*> leases;
 };
 
 // Starts the command (clone as vfork + execve, searching PATH as execvp does; the parent learns
-// of exec failures directly) with the inherited signal mask and the `inherit_fds` left
-// open for it, forwards SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 to it, and waits. SIGINT and SIGQUIT
-// are consumed, not passed on: the terminal already sent them to the command.
+// of exec failures directly) with the inherited signal mask, and runs the one event loop
+// of the job: the command's exit, the signals to forward (SIGTERM, SIGHUP, SIGUSR1,
+// SIGUSR2), the leases' news and their deadlines. SIGINT and SIGQUIT are consumed, not
+// passed on: the terminal already sent them to the command.
 // block_supervised_signals() must have been called. Throws Error(127/126/71).
-CommandOutcome run_command(const std::vector<std::string>& argv,
-                           const std::vector<std::string>& environment,
-                           const std::vector<int>& inherit_fds,
+CommandOutcome run_command(const CommandSpec& spec,
                            const SignalBaseline& baseline,
                            const std::function<void(pid_t)>& on_started);
 

@@ -26,7 +26,7 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
   std::size_t description_width = 11;
   for (const auto& resource : plan.resources) {
     name_width = std::max(name_width, resource.name.size());
-    path_width = std::max(path_width, escape(resource.path).size());
+    path_width = std::max(path_width, escape(resource.target.path).size());
     policy_width = std::max(policy_width, resource.policy.size());
     description_width = std::max(description_width, escape(resource.description).size());
   }
@@ -43,13 +43,9 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
   };
   row("NAME", "LOCK", "POLICY", "DESCRIPTION", "STATE");
   for (const auto& resource : plan.resources) {
-    const auto holder = backend.find_holder({resource.name, resource.path});
-    std::string state = "free";
-    if (holder) {
-      state = "held by pid " + std::to_string(holder->pid) +
-              (holder->command.empty() ? "" : ": " + holder->command);
-    }
-    row(resource.name, escape(resource.path), resource.policy, escape(resource.description), state);
+    const auto holder = backend.find_holder(resource.target);
+    const std::string state = holder ? "held by " + describe_holder(*holder) : "free";
+    row(resource.name, escape(resource.target.path), resource.policy, escape(resource.description), state);
   }
 }
 

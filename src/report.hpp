@@ -1,7 +1,7 @@
 // The informational actions: --check-config, --show-config, --list.
 #pragma once
 
-#include "lock.hpp"
+#include "lock/lock.hpp"
 #include "plan.hpp"
 
 #include <ostream>

@@ -207,28 +207,28 @@ TEST_CASE("make_plan describes every resource for --list", "[plan]") {
   const Plan plan = make_plan(run({"cpu"}), config_of(k_layers), {});
   REQUIRE(plan.resources.size() == 4);
   CHECK(plan.resources[0].name == "cpu");
-  CHECK(plan.resources[0].path == "/srv/locks/loto.cpu");
+  CHECK(plan.resources[0].target.path == "/srv/locks/loto.cpu");
   CHECK(plan.resources[0].policy == "wait up to 5s");
   CHECK(plan.resources[0].origin == "built-in");
   CHECK(plan.resources[0].description == "processor-heavy batch jobs, one at a time");
   CHECK(plan.resources[1].name == "db");
-  CHECK(plan.resources[1].path == "/srv/locks/loto.db");
+  CHECK(plan.resources[1].target.path == "/srv/locks/loto.db");
   CHECK(plan.resources[1].policy == "wait up to 250ms");
   CHECK(plan.resources[1].origin == "test.yaml:13");
   CHECK(plan.resources[2].name == "net");
   CHECK(plan.resources[2].description == "bandwidth-heavy transfers, one at a time");
   CHECK(plan.resources[3].name == "web");
-  CHECK(plan.resources[3].path == "/srv/web.lock");
+  CHECK(plan.resources[3].target.path == "/srv/web.lock");
   CHECK(plan.resources[3].description == "the web server");
   CHECK(plan.resources[3].origin == "test.yaml:18");
 
   const Plan builtin = make_plan(run({"cpu"}), Config{}, {});
   REQUIRE(builtin.resources.size() == 2);
   CHECK(builtin.resources[0].name == "cpu");
-  CHECK(builtin.resources[0].path == "/var/lock/loto.cpu");
+  CHECK(builtin.resources[0].target.path == "/var/lock/loto.cpu");
   CHECK(builtin.resources[0].policy == "no wait");
   CHECK(builtin.resources[1].name == "net");
-  CHECK(builtin.resources[1].path == "/var/lock/loto.net");
+  CHECK(builtin.resources[1].target.path == "/var/lock/loto.net");
 
   const Plan waiting = make_plan(run({"cpu"}), config_of("defaults:\n  wait: true\n"), {});
   CHECK(waiting.resources[0].policy == "wait");

@@ -1,7 +1,7 @@
 // The local backend: an exclusive flock(2) on a file that loto never writes, truncates
 // or deletes, opened so that nobody sharing the directory can redirect it.
 #include "error.hpp"
-#include "lock.hpp"
+#include "lock/lock.hpp"
 #include "text.hpp"
 
 #include <fcntl.h>
@@ -323,10 +323,10 @@ public:
 
       const AcquireStatus status = lock(fd, dir_fd.get(), name, target.path, wait);
       if (status != AcquireStatus::acquired) {
-        return {status, nullptr};
+        return {status, nullptr, ""};
       }
       if (still_current(fd.get(), dir_fd.get(), name)) {
-        return {AcquireStatus::acquired, std::make_unique<FlockLock>(std::move(fd))};
+        return {AcquireStatus::acquired, std::make_unique<FlockLock>(std::move(fd)), ""};
       }
       // Replaced while we waited: start over on the file the path names now.
     }
@@ -359,7 +359,7 @@ public:
       std::string inode;
       fields >> id >> type >> advisory >> mode >> pid >> inode;
       if (type == "FLOCK" && inode == wanted.str()) {
-        return LockHolder{pid, read_command_line(pid)};
+        return LockHolder{pid, read_command_line(pid), "", 0};
       }
     }
     return std::nullopt;

@@ -1,0 +1,461 @@
+// The fleet backend: locks held through etcd by the helper loto-etcd (protocol.hpp), and the
+// deadlines by which a job must be stopped when its lease can no longer be trusted.
+#include "build_info.hpp"
+#include "error.hpp"
+#include "identity.hpp"
+#include "lock/etcd/protocol.hpp"
+#include "lock/lock.hpp"
+#include "text.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <functional>
+#include <map>
+
+namespace loto {
+
+namespace {
+
+namespace protocol = etcd_protocol;
+using Clock = std::chrono::steady_clock;
+
+// With a lease of TTL T whose last renewal that succeeded was sent at S, etcd cannot
+// expire it before S + T (it restarts the TTL when the renewal arrives, after S). The job
+// gets SIGTERM at S + 0.6 T and SIGKILL at S + 0.8 T; the helper renews every T/4, so
+// two renewals in a row can fail, or a leader election of about a second can pass,
+// before the job is disturbed. The last 0.2 T are the margin for the kill to take effect.
+constexpr double k_term_fraction = 0.6;
+constexpr double k_kill_fraction = 0.8;
+// When etcd says the lease or the key is gone, another host may hold the lock already:
+// SIGTERM at once, SIGKILL after 0.2 T (or the deadline above, if sooner).
+constexpr double k_grace_fraction = 0.2;
+// How long loto waits for the helper to give the lock up (revoke the lease) on release.
+constexpr auto k_release_wait = std::chrono::seconds(3);
+
+MonotonicTime monotonic_from_ns(const std::string& text) {
+  return MonotonicTime(std::chrono::nanoseconds(std::stoll(text)));
+}
+
+Duration fraction_of(Duration ttl, double fraction) {
+  return std::chrono::duration_cast<Duration>(ttl * fraction);
+}
+
+struct Message {
+  std::string verb;
+  std::vector<std::string> fields;
+
+  // Field `index`, or "" if the helper sent fewer.
+  const std::string& field(std::size_t index) const {
+    static const std::string none;
+    return index < fields.size() ? fields[index] : none;
+  }
+};
+
+Message parse_message(std::string_view line) {
+  Message message;
+  std::size_t at = 0;
+  for (;;) {
+    const auto tab = line.find(protocol::k_separator, at);
+    std::string part(line.substr(at, tab == std::string_view::npos ? tab : tab - at));
+    if (message.verb.empty() && at == 0) {
+      message.verb = std::move(part);
+    } else {
+      message.fields.push_back(std::move(part));
+    }
+    if (tab == std::string_view::npos) {
+      return message;
+    }
+    at = tab + 1;
+  }
+}
+
+// The helper binary: beside loto in a build tree, else where the package installs it.
+std::string helper_path() {
+  std::array<char, PATH_MAX> self{};
+  const ssize_t size = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
+  if (size > 0) {
+    std::string beside(self.data(), static_cast<std::size_t>(size));
+    beside = beside.substr(0, beside.rfind('/') + 1) + "loto-etcd";
+    if (::access(beside.c_str(), X_OK) == 0) {
+      return beside;
+    }
+  }
+  return k_etcd_helper_path;
+}
+
+// A running loto-etcd and loto's end of its socket. The helper is started as a grandchild
+// and left to init, so the job's supervisor never mistakes it for part of the job; it
+// ends by itself when loto's end of the socket closes.
+class Helper {
+public:
+  explicit Helper(const std::vector<std::string>& args) {
+    const std::string path = helper_path();
+    if (::access(path.c_str(), X_OK) != 0) {
+      throw Error(exit_code::unavailable,
+                  "cannot run the etcd helper " + quoted(path) + ": " + std::strerror(errno) +
+                      " (reinstall loto; etcd resources need it)");
+    }
+    std::array<int, 2> ends{};
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends.data()) != 0) {
+      throw Error(exit_code::os_error,
+                  std::string("cannot create a socket for the etcd helper: ") +
+                      std::strerror(errno));
+    }
+    std::vector<std::string> words{path};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& word : words) {
+      argv.push_back(word.data());
+    }
+    argv.push_back(nullptr);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      if (::fork() != 0) {
+        ::_exit(0);
+      }
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (::dup2(ends[1], protocol::k_socket_fd) == protocol::k_socket_fd) {
+        ::execv(argv[0], argv.data());
+      }
+      ::_exit(127);
+    }
+    ::close(ends[1]);
+    m_fd = ends[0];
+    if (child < 0) {
+      throw Error(exit_code::os_error,
+                  std::string("cannot start the etcd helper: ") + std::strerror(errno));
+    }
+    while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+
+  ~Helper() {
+    ::close(m_fd);
+  }
+  Helper(const Helper&) = delete;
+  Helper& operator=(const Helper&) = delete;
+
+  // -1 once the helper has closed its end: nothing more will come.
+  int fd() const {
+    return m_eof ? -1 : m_fd;
+  }
+  bool ended() const {
+    return m_eof;
+  }
+
+  // A message already received, if any.
+  std::optional<Message> take() {
+    const auto newline = m_buffer.find('\n');
+    if (newline == std::string::npos) {
+      return std::nullopt;
+    }
+    Message message = parse_message(std::string_view(m_buffer).substr(0, newline));
+    m_buffer.erase(0, newline + 1);
+    return message;
+  }
+
+  // Reads what has arrived without blocking; notes the end of the stream.
+  void read_available() {
+    std::array<char, 4096> chunk{};
+    for (;;) {
+      const ssize_t got = ::recv(m_fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+      if (got > 0) {
+        m_buffer.append(chunk.data(), static_cast<std::size_t>(got));
+        continue;
+      }
+      if (got == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        m_eof = true;
+      }
+      if (got < 0 && errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+  }
+
+  // The next message, blocking until it comes. nullopt at the end of the stream, or when
+  // `stop` says to stop waiting (checked whenever a signal or the timer interrupts).
+  std::optional<Message> next(const std::function<bool()>& stop) {
+    for (;;) {
+      if (auto message = take()) {
+        return message;
+      }
+      if (m_eof || (stop && stop())) {
+        return std::nullopt;
+      }
+      pollfd waiting{m_fd, POLLIN, 0};
+      if (::poll(&waiting, 1, -1) > 0) {
+        read_available();
+      }
+    }
+  }
+
+  // Gives the lock up: "release", then the helper's answer once its lease is revoked, or
+  // the end of its stream, for at most k_release_wait.
+  void release() {
+    if (m_eof) {
+      return;
+    }
+    const std::string line = std::string(protocol::k_release) + "\n";
+    if (::send(m_fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+      return;
+    }
+    const auto until = Clock::now() + k_release_wait;
+    for (;;) {
+      while (auto message = take()) {
+        if (message->verb == protocol::k_released) {
+          return;
+        }
+      }
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+      if (m_eof || left.count() <= 0) {
+        return;
+      }
+      pollfd waiting{m_fd, POLLIN, 0};
+      if (::poll(&waiting, 1, static_cast<int>(left.count())) > 0) {
+        read_available();
+      }
+    }
+  }
+
+private:
+  int m_fd = -1;
+  bool m_eof = false;
+  std::string m_buffer;
+};
+
+// The lease as loto counts it: its TTL and when its last good renewal was sent.
+struct LeaseTimes {
+  std::string id_hex;
+  Duration ttl{};
+  MonotonicTime renewed_at{}; // when the grant or last good keepalive was sent
+
+  void apply(const Message& message) {
+    if (message.verb == protocol::k_granted) {
+      id_hex = message.field(0);
+      ttl = std::chrono::milliseconds(std::stoll(message.field(1)));
+      renewed_at = monotonic_from_ns(message.field(2));
+    } else if (message.verb == protocol::k_renewed) {
+      renewed_at = std::max(renewed_at, monotonic_from_ns(message.field(0)));
+    }
+  }
+};
+
+std::string describe_lock(const LockTarget& target) {
+  return "resource " + quoted(target.name) + " (etcd lock " + quoted(target.etcd_name) + ")";
+}
+
+// A lock held through the helper; watched while the command runs.
+class EtcdLock final : public HeldLock, public LeaseWatch {
+public:
+  EtcdLock(std::unique_ptr<Helper> helper,
+           const LeaseTimes& lease,
+           std::string token,
+           const LockTarget& target)
+      : m_helper(std::move(helper)), m_lease(lease), m_token(std::move(token)),
+        m_description(describe_lock(target)) {}
+
+  ~EtcdLock() override {
+    m_helper->release();
+  }
+  EtcdLock(const EtcdLock&) = delete;
+  EtcdLock& operator=(const EtcdLock&) = delete;
+
+  int inheritable_fd() const override {
+    return -1;
+  }
+  LeaseWatch* lease() override {
+    return this;
+  }
+  std::vector<std::string> environment() const override {
+    return {"LOTO_FENCING_TOKEN=" + m_token, "LOTO_ETCD_LEASE=" + m_lease.id_hex};
+  }
+  std::vector<std::pair<std::string, std::string>> audit_fields() const override {
+    return {{"token", m_token}, {"lease", m_lease.id_hex}};
+  }
+
+  int fd() const override {
+    return m_helper->fd();
+  }
+  void on_readable() override {
+    m_helper->read_available();
+    while (auto message = m_helper->take()) {
+      if (message->verb == protocol::k_lost) {
+        lose(message->field(0));
+      } else {
+        m_lease.apply(*message);
+      }
+    }
+    if (m_helper->ended()) {
+      lose("the etcd helper stopped renewing the lease");
+    }
+  }
+
+  MonotonicTime term_deadline() const override {
+    const MonotonicTime expected = m_lease.renewed_at + fraction_of(m_lease.ttl, k_term_fraction);
+    return m_lost_at ? std::min(*m_lost_at, expected) : expected;
+  }
+  MonotonicTime kill_deadline() const override {
+    const MonotonicTime expected = m_lease.renewed_at + fraction_of(m_lease.ttl, k_kill_fraction);
+    return m_lost_at
+               ? std::min(*m_lost_at + fraction_of(m_lease.ttl, k_grace_fraction), expected)
+               : expected;
+  }
+  std::string loss_reason() const override {
+    if (m_lost_at) {
+      return "lost " + m_description + ": " + m_reason;
+    }
+    const auto silent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_lease.renewed_at);
+    return "lost " + m_description + ": no lease renewal succeeded for " +
+           std::to_string(silent.count()) + " ms (lease TTL " + format_duration(m_lease.ttl) +
+           "; is etcd reachable from this host?)";
+  }
+
+private:
+  void lose(const std::string& reason) {
+    if (!m_lost_at) {
+      m_lost_at = Clock::now();
+      m_reason = reason;
+    }
+  }
+
+  std::unique_ptr<Helper> m_helper;
+  LeaseTimes m_lease;
+  std::string m_token;
+  std::string m_description;
+  std::optional<MonotonicTime> m_lost_at;
+  std::string m_reason;
+};
+
+std::string host_name() {
+  utsname names{};
+  return ::uname(&names) == 0 ? std::string(names.nodename) : std::string("unknown");
+}
+
+class EtcdBackend final : public LockBackend {
+public:
+  EtcdBackend(EtcdPlan etcd, const std::vector<std::string>& command)
+      : m_etcd(std::move(etcd)), m_command(join_command(command)) {}
+
+  AcquireResult acquire(const LockTarget& target, WaitControl& wait) override {
+    // With a wait limit, its timer runs from here: -t bounds the connection too.
+    const bool may_wait = wait.may_wait();
+    if (may_wait) {
+      wait.arm();
+    }
+    auto helper = std::make_unique<Helper>(helper_arguments(target, may_wait ? "--wait" : "--try"));
+    const auto stop = [&wait, may_wait] {
+      return may_wait && (wait.interrupt_signal() != 0 || wait.deadline_passed());
+    };
+    LeaseTimes lease;
+    for (;;) {
+      const auto message = helper->next(stop);
+      if (!message) {
+        if (helper->ended()) {
+          return unavailable("the etcd helper ended without an answer while taking " +
+                             describe_lock(target));
+        }
+        helper->release(); // our place in the queue goes with the lease
+        return {wait.interrupt_signal() != 0 ? AcquireStatus::interrupted
+                                             : AcquireStatus::timed_out,
+                nullptr,
+                ""};
+      }
+      const std::string& verb = message->verb;
+      if (verb == protocol::k_granted || verb == protocol::k_renewed) {
+        lease.apply(*message);
+      } else if (verb == protocol::k_waiting) {
+        m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0};
+        wait.begin_blocking();
+      } else if (verb == protocol::k_busy) {
+        m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0};
+        return {AcquireStatus::busy, nullptr, ""};
+      } else if (verb == protocol::k_acquired) {
+        return {AcquireStatus::acquired,
+                std::make_unique<EtcdLock>(std::move(helper), lease, message->field(0), target),
+                ""};
+      } else if (verb == protocol::k_lost) {
+        return unavailable("lost the etcd lease while waiting for " + describe_lock(target) +
+                           ": " + message->field(0));
+      } else if (verb == protocol::k_failed) {
+        return failure(*message);
+      }
+    }
+  }
+
+  std::optional<LockHolder> find_holder(const LockTarget& target) const override {
+    if (const auto it = m_holders.find(target.etcd_name); it != m_holders.end()) {
+      return it->second;
+    }
+    Helper helper(helper_arguments(target, "--inspect"));
+    const auto message = helper.next({});
+    if (!message || message->verb != protocol::k_holders) {
+      return std::nullopt;
+    }
+    const int count = std::stoi(message->field(0));
+    if (count == 0) {
+      return std::nullopt;
+    }
+    return LockHolder{0, "", message->field(1), count - 1};
+  }
+
+private:
+  std::vector<std::string> helper_arguments(const LockTarget& target,
+                                            const std::string& mode) const {
+    const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(m_etcd.ttl).count();
+    return {"--endpoints",
+            join(m_etcd.endpoints, ","),
+            "--ttl-ms",
+            std::to_string(ttl_ms),
+            "--name",
+            target.etcd_name,
+            mode,
+            "--host",
+            host_name(),
+            "--pid",
+            std::to_string(::getpid()),
+            "--user",
+            running_user_name(),
+            "--command",
+            m_command};
+  }
+
+  static AcquireResult unavailable(std::string message) {
+    return {AcquireStatus::unavailable, nullptr, std::move(message)};
+  }
+
+  static AcquireResult failure(const Message& message) {
+    const int code = std::atoi(message.field(0).c_str());
+    if (code == protocol::k_unavailable) {
+      return unavailable(message.field(1));
+    }
+    throw Error(code > 0 && code < 256 ? code : exit_code::unavailable, message.field(1));
+  }
+
+  EtcdPlan m_etcd;
+  std::string m_command;
+  // The holder each busy or waiting answer named, for the messages that follow.
+  std::map<std::string, LockHolder> m_holders;
+};
+
+} // namespace
+
+std::unique_ptr<LockBackend> make_etcd_backend(const EtcdPlan& etcd,
+                                               const std::vector<std::string>& command) {
+  return std::make_unique<EtcdBackend>(etcd, command);
+}
+
+} // namespace loto

@@ -1,0 +1,53 @@
+// The helper's command line (fixed in lock/etcd/protocol.hpp):
+//   loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME
+//             (--try | --wait | --inspect) [--host H --pid P --user U --command C]
+#pragma once
+
+#include "lock/etcd/helper/holder.hpp"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loto::etcd_helper {
+
+enum class Mode {
+  try_once, // --try: take the lock if it is free, else report who holds it
+  wait,     // --wait: queue for the lock
+  inspect,  // --inspect: report the holder, take nothing
+};
+
+struct Options {
+  std::vector<std::string> endpoints; // base URLs, "http://host:port", no trailing '/'
+  std::int64_t ttl_ms = 0;            // 0 only with --inspect
+  std::string name;                   // the lock name, e.g. "loto/nightly"
+  Mode mode = Mode::try_once;
+  HolderRecord holder;
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The lease TTL bounds: a shorter one would renew every few milliseconds, a longer one
+// than a year is a typo.
+inline constexpr std::int64_t k_min_ttl_ms = 100;
+inline constexpr std::int64_t k_max_ttl_ms = 366LL * 24 * 3600 * 1000;
+
+// The options in `args` (argv without the program name); throws UsageError. Each option
+// takes its value as the next word or after '=' (--ttl-ms=5000).
+Options parse_options(const std::vector<std::string_view>& args);
+
+// One endpoint as given ("10.0.0.5:2379", "https://etcd1:2379/") turned into the base URL
+// the requests are built on ("http://10.0.0.5:2379", "https://etcd1:2379").
+std::string endpoint_url(std::string_view endpoint);
+
+inline constexpr std::string_view k_usage =
+    "usage: loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME\n"
+    "                 (--try | --wait | --inspect) [--host H --pid P --user U --command C]\n"
+    "loto's helper for etcd locks: it talks to loto over descriptor 3 "
+    "(see lock/etcd/protocol.hpp).\n";
+
+} // namespace loto::etcd_helper

@@ -1,0 +1,68 @@
+// What loto and its etcd helper (loto-etcd) say to each other.
+//
+// loto itself never links an HTTP or JSON library: a run that uses an etcd resource starts
+// the helper, which holds one lease and one lock key for loto and reports over a socket on
+// descriptor 3. Every message is one line, its fields separated by a tab; the helper turns
+// tabs and line breaks inside a field into spaces (fields are for display only, except the
+// numbers). This header is shared by both programs and includes nothing of either.
+//
+// loto -> helper
+//   release            give the lock up: revoke the lease (which deletes the key, whether
+//                      queued or holding), answer "released", exit 0.
+//   end of file        loto is gone. Queued: revoke and exit. Holding: exit WITHOUT
+//                      revoking, so the lock stays taken until the lease expires (TTL) and
+//                      a job that loto's death left running is not joined by another host.
+//
+// helper -> loto
+//   granted  LEASE_HEX  TTL_MS  SENT_NS     the lease exists: SENT_NS is the CLOCK_MONOTONIC
+//                                           time (ns) at which the grant was sent; TTL_MS
+//                                           is min(asked, granted) in ms
+//   waiting  HOLDER                         queued behind HOLDER (only with --wait)
+//   busy     HOLDER                         held by HOLDER (only with --try); the helper has
+//                                           revoked its lease and exits
+//   acquired TOKEN  KEY                     ours: KEY exists under our lease; TOKEN is its
+//                                           create revision (the fencing token)
+//   renewed  SENT_NS                        a keepalive sent at SENT_NS found the lease alive
+//                                           (and, once acquired, KEY still ours)
+//   lost     REASON                         the lease or the key is gone; the helper exits
+//   failed   CODE  MESSAGE                  nothing taken; CODE is loto's exit code
+//                                           (69 unreachable, 77 refused, 70 bad answer)
+//   released                                answer to "release"
+//   holders  COUNT  HOLDER                  answer of `loto-etcd --inspect`: COUNT keys
+//                                           under the lock name (holder first), HOLDER empty
+//                                           when COUNT is 0
+//
+// HOLDER is one line for people, e.g. "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z:
+// backup.sh --full", or "a client that left no holder record (etcdctl lock?)".
+//
+// Command line of the helper:
+//   loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME
+//             (--try | --wait | --inspect)
+//             [--host H --pid P --user U --command C]   (the holder record)
+#pragma once
+
+#include <string_view>
+
+namespace loto::etcd_protocol {
+
+inline constexpr int k_socket_fd = 3;
+inline constexpr char k_separator = '\t';
+
+inline constexpr std::string_view k_release = "release";
+
+inline constexpr std::string_view k_granted = "granted";
+inline constexpr std::string_view k_waiting = "waiting";
+inline constexpr std::string_view k_busy = "busy";
+inline constexpr std::string_view k_acquired = "acquired";
+inline constexpr std::string_view k_renewed = "renewed";
+inline constexpr std::string_view k_lost = "lost";
+inline constexpr std::string_view k_failed = "failed";
+inline constexpr std::string_view k_released = "released";
+inline constexpr std::string_view k_holders = "holders";
+
+// Exit codes the helper reports in "failed" (sysexits.h).
+inline constexpr int k_unavailable = 69; // EX_UNAVAILABLE: no endpoint answered
+inline constexpr int k_software = 70;    // EX_SOFTWARE: etcd answered something unexpected
+inline constexpr int k_refused = 77;     // EX_NOPERM: etcd refused (permission, auth)
+
+} // namespace loto::etcd_protocol
