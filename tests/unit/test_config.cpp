@@ -760,3 +760,63 @@ TEST_CASE("load_config refuses untrusted or irregular files", "[config]") {
   const std::string syntax = dir.write("bad.yaml", "lock_dir: /a\nwait: true\n");
   CHECK(load_error({syntax, true}) == syntax + ":2:1: unknown key 'wait' in the top level");
 }
+
+TEST_CASE("the etcd section is read with origins", "[config][etcd]") {
+  const Config config = parse_config(R"(etcd:
+  endpoints: [http://10.0.0.1:2379, "https://etcd.example:2379"]
+  ttl: 15s
+  prefix: jobs/
+resources:
+  nightly:
+    backend: etcd
+  local:
+    backend: flock
+)",
+                                     "test.yaml");
+  REQUIRE(config.etcd.endpoints);
+  CHECK(config.etcd.endpoints->value ==
+        std::vector<std::string>{"http://10.0.0.1:2379", "https://etcd.example:2379"});
+  CHECK(config.etcd.endpoints->origin == "test.yaml:2");
+  REQUIRE(config.etcd.ttl);
+  CHECK(config.etcd.ttl->value == 15s);
+  REQUIRE(config.etcd.prefix);
+  CHECK(config.etcd.prefix->value == "jobs/");
+  CHECK(config.etcd.prefix->origin == "test.yaml:4");
+  REQUIRE(config.resources.at("nightly").backend);
+  CHECK(config.resources.at("nightly").backend->value == "etcd");
+  CHECK(config.resources.at("nightly").backend->origin == "test.yaml:7");
+  CHECK(config.resources.at("local").backend->value == "flock");
+
+  const Config single = parse_config("etcd:\n  endpoints: http://127.0.0.1:2379\n", "test.yaml");
+  CHECK(single.etcd.endpoints->value == std::vector<std::string>{"http://127.0.0.1:2379"});
+}
+
+TEST_CASE("invalid etcd settings are errors with a position", "[config][etcd]") {
+  CHECK(config_error("etcd:\n  endpoint: http://a:1\n") ==
+        "test.yaml:2:3: unknown key 'endpoint' in etcd, did you mean 'endpoints'?");
+  CHECK(config_error("etcd:\n  endpoints: [http://a:1, 10.0.0.2:2379]\n") ==
+        "test.yaml:2:27: invalid etcd endpoint '10.0.0.2:2379' (expected http://HOST:PORT or "
+        "https://HOST:PORT)");
+  CHECK(config_error("etcd:\n  endpoints: []\n") ==
+        "test.yaml:2:14: expected at least one URL for 'endpoints'");
+  CHECK(config_error("etcd:\n  endpoints: http://\n") ==
+        "test.yaml:2:14: invalid etcd endpoint 'http://' (expected http://HOST:PORT or "
+        "https://HOST:PORT)");
+  CHECK(config_error("etcd:\n  ttl: 500ms\n") ==
+        "test.yaml:2:8: invalid ttl '500ms' for etcd (use 1s to 1h; 10s is usual)");
+  CHECK(config_error("etcd:\n  ttl: 2h\n") ==
+        "test.yaml:2:8: invalid ttl '2h' for etcd (use 1s to 1h; 10s is usual)");
+  CHECK(config_error("etcd:\n  prefix: 'a b'\n") ==
+        "test.yaml:2:11: invalid prefix 'a b' for etcd (1 to 128 characters, no spaces or "
+        "control characters)");
+  CHECK(config_error("resources:\n  x:\n    backend: etc\n") ==
+        "test.yaml:3:14: invalid backend 'etc', did you mean 'etcd'? (one of: flock, etcd)");
+}
+
+TEST_CASE("merge_config lets a drop-in override etcd settings one by one", "[config][etcd]") {
+  Config base = parse_config("etcd:\n  endpoints: [http://a:1]\n  ttl: 5s\n", "base.yaml");
+  loto::merge_config(base, parse_config("etcd:\n  ttl: 20s\n", "drop.yaml"));
+  CHECK(base.etcd.endpoints->value == std::vector<std::string>{"http://a:1"});
+  CHECK(base.etcd.ttl->value == 20s);
+  CHECK(base.etcd.ttl->origin == "drop.yaml:2");
+}

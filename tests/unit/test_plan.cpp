@@ -464,3 +464,45 @@ TEST_CASE("choose_config_source prefers --config then LOTO_CONFIG then the syste
   CHECK(from_flag.path == "/flag.yaml");
   CHECK(from_flag.must_exist);
 }
+
+TEST_CASE("etcd resources become etcd locks named by the prefix", "[plan][etcd]") {
+  const Config config = config_of(R"(lock_dir: /nonexistent-loto-unit
+etcd:
+  endpoints: [http://127.0.0.1:2379]
+  prefix: fleet/
+resources:
+  report:
+    backend: etcd
+  db: {}
+)");
+  const Plan plan = make_plan(run({"report", "db"}), config, {"LOTO_FENCING_TOKEN=7"});
+  REQUIRE(plan.locks.size() == 2);
+  // Local paths sort before "etcd:" names: one global order on every host.
+  CHECK(plan.locks[0].kind == loto::LockKind::flock);
+  CHECK(plan.locks[0].path == "/nonexistent-loto-unit/loto.db");
+  CHECK(plan.locks[1].kind == loto::LockKind::etcd);
+  CHECK(plan.locks[1].etcd_name == "fleet/report");
+  CHECK(plan.locks[1].path == "etcd:fleet/report");
+  CHECK(plan.etcd.endpoints == Strings{"http://127.0.0.1:2379"});
+  CHECK(plan.etcd.ttl == 10s);
+  CHECK(shown(plan, "etcd.ttl") == "10s <- built-in");
+  CHECK(shown(plan, "etcd.prefix") == "fleet/ <- test.yaml:4");
+  CHECK(shown(plan, "lock report") == "etcd:fleet/report <- test.yaml:7");
+  // An inherited token belongs to an outer loto's lock: the executor sets the real one.
+  CHECK(std::find(plan.command_environment.begin(),
+                  plan.command_environment.end(),
+                  "LOTO_FENCING_TOKEN=7") == plan.command_environment.end());
+}
+
+TEST_CASE("backend etcd without endpoints is a config error at the backend key", "[plan][etcd]") {
+  const Config config = config_of("resources:\n  report:\n    backend: etcd\n");
+  try {
+    (void)make_plan(run({"cpu"}), config, {});
+    FAIL("make_plan accepted an etcd resource without endpoints");
+  } catch (const loto::Error& e) {
+    CHECK(e.exit_code() == 78);
+    CHECK(std::string(e.what()) ==
+          "test.yaml:3: resource 'report' uses backend etcd, but no etcd endpoints are set; add "
+          "an etcd: section with endpoints: [http://HOST:2379, ...]");
+  }
+}
