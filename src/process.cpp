@@ -180,12 +180,12 @@ std::vector<pid_t> children_of(pid_t pid) {
   return children;
 }
 
-// Sends `signal` to every process of the job: loto's descendants, which include the
-// job's orphans because loto is their subreaper. Processes forked while this runs are
-// caught by the next pass; stops when a pass finds nobody new. Returns how many got it.
-std::size_t signal_job(int signal) {
-  std::set<pid_t> signalled;
-  for (int pass = 0; pass < 8; ++pass) {
+// Sends `signal` to every process of the job that is not in `signalled` yet, and adds it
+// there: loto's descendants, which include the job's orphans because loto is their
+// subreaper. A process that forks while this runs is caught by the next pass (or the next
+// call: the supervisor calls again on every turn of its loop).
+void signal_job(int signal, std::set<pid_t>& signalled) {
+  for (int pass = 0; pass < 4; ++pass) {
     std::vector<pid_t> pending = children_of(::getpid());
     bool found_new = false;
     while (!pending.empty()) {
@@ -199,10 +199,14 @@ std::size_t signal_job(int signal) {
       pending.insert(pending.end(), grandchildren.begin(), grandchildren.end());
     }
     if (!found_new) {
-      break;
+      return;
     }
   }
-  return signalled.size();
+}
+
+// Whether any process of the job is left (loto's children, zombies included).
+bool job_remains() {
+  return !children_of(::getpid()).empty();
 }
 
 } // namespace
@@ -352,6 +356,12 @@ namespace {
 struct LeaseState {
   std::string lost_reason;
   int job_signal = 0; // SIGTERM, then SIGKILL, once sent
+  MonotonicTime killed_at{};
+  std::set<pid_t> terminated; // the processes that have had their SIGTERM
+
+  bool lost() const {
+    return job_signal != 0;
+  }
 
   // The next deadline still to act on, or nullopt.
   std::optional<MonotonicTime> next_deadline(const std::vector<LeaseWatch*>& leases) const {
@@ -365,21 +375,26 @@ struct LeaseState {
     return next;
   }
 
-  // Sends what is due by now: SIGTERM at the first term deadline, SIGKILL at the first
-  // kill deadline (SIGKILL again on every later pass, for processes forked meanwhile).
+  // Sends what is due by now: SIGTERM from the first term deadline on (to each process
+  // once, including those that turn up later), SIGKILL from the first kill deadline on
+  // (on every call, for processes forked meanwhile).
   void act(const std::vector<LeaseWatch*>& leases) {
     const MonotonicTime now = std::chrono::steady_clock::now();
     for (const LeaseWatch* lease : leases) {
-      if (lease->kill_deadline() <= now) {
+      if (lease->kill_deadline() <= now && job_signal != SIGKILL) {
         note(*lease);
         job_signal = SIGKILL;
+        killed_at = now;
       } else if (lease->term_deadline() <= now && job_signal == 0) {
         note(*lease);
         job_signal = SIGTERM;
-      } else {
-        continue;
       }
-      signal_job(job_signal);
+    }
+    if (job_signal == SIGKILL) {
+      std::set<pid_t> killed;
+      signal_job(SIGKILL, killed);
+    } else if (job_signal == SIGTERM) {
+      signal_job(SIGTERM, terminated);
     }
   }
 
@@ -389,6 +404,10 @@ struct LeaseState {
     }
   }
 };
+
+// After SIGKILL, how long loto waits for the job's processes to be gone (a process in
+// uninterruptible sleep dies only when its I/O ends) before it reports and exits anyway.
+constexpr auto k_kill_wait = std::chrono::seconds(1);
 
 // Milliseconds from now until `when`, rounded up, for poll(); -1 when there is no deadline.
 int poll_timeout(const std::optional<MonotonicTime>& when) {
@@ -507,16 +526,31 @@ CommandOutcome run_command(const CommandSpec& spec,
   on_started(pid);
 
   // The one loop of the job: the command's exit and the signals to forward (signalfd),
-  // the leases' news (their descriptors) and their deadlines (the poll timeout).
+  // the leases' news (their descriptors) and their deadlines (the poll timeout). Once a
+  // lease is lost, the loop ends only when every process of the job is gone, not just the
+  // command's main process.
   LeaseState state;
+  std::optional<CommandOutcome> finished;
   std::vector<pollfd> fds;
   for (;;) {
     state.act(spec.leases);
+    if (finished) {
+      const bool waited_enough = state.job_signal == SIGKILL &&
+                                 std::chrono::steady_clock::now() >= state.killed_at + k_kill_wait;
+      if (!state.lost() || waited_enough || !job_remains()) {
+        finished->lost_reason = state.lost_reason;
+        finished->job_signal = state.job_signal;
+        return *finished;
+      }
+    }
     fds.assign(1, pollfd{signal_fd, POLLIN, 0});
     for (const LeaseWatch* lease : spec.leases) {
       fds.push_back(pollfd{lease->fd(), POLLIN, 0}); // poll() skips a negative fd
     }
-    if (::poll(fds.data(), fds.size(), poll_timeout(state.next_deadline(spec.leases))) < 0) {
+    // After SIGKILL, look again every 100 ms until the job is gone.
+    const int timeout =
+        state.job_signal == SIGKILL ? 100 : poll_timeout(state.next_deadline(spec.leases));
+    if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -546,20 +580,19 @@ CommandOutcome run_command(const CommandSpec& spec,
         if (reaped <= 0) {
           break;
         }
-        if (reaped != pid) {
-          continue;
+        if (reaped == pid) {
+          finished = WIFSIGNALED(status)
+                         ? CommandOutcome{exit_code::signal_base + WTERMSIG(status),
+                                          WTERMSIG(status),
+                                          "",
+                                          0}
+                         : CommandOutcome{WEXITSTATUS(status), 0, "", 0};
         }
-        CommandOutcome outcome;
-        if (WIFSIGNALED(status)) {
-          outcome = {exit_code::signal_base + WTERMSIG(status), WTERMSIG(status), "", 0};
-        } else {
-          outcome = {WEXITSTATUS(status), 0, "", 0};
-        }
-        outcome.lost_reason = state.lost_reason;
-        outcome.job_signal = state.job_signal;
-        return outcome;
       }
       continue;
+    }
+    if (finished) {
+      continue; // nobody left to forward a signal to
     }
     // SIGINT and SIGQUIT come from a terminal's Ctrl-C and Ctrl-\, which reach the
     // whole foreground process group, the command included. A kill aimed at the group

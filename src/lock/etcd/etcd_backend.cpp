@@ -202,14 +202,15 @@ public:
     }
   }
 
-  // Gives the lock up: "release", then the helper's answer once its lease is revoked, or
-  // the end of its stream, for at most k_release_wait.
-  void release() {
+  // Gives the lock up: "release", then (if `wait`) the helper's answer once its lease is
+  // revoked, or the end of its stream, for at most k_release_wait.
+  void release(bool wait = true) {
     if (m_eof) {
       return;
     }
     const std::string line = std::string(protocol::k_release) + "\n";
-    if (::send(m_fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+    if (::send(m_fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()) ||
+        !wait) {
       return;
     }
     const auto until = Clock::now() + k_release_wait;
@@ -268,7 +269,9 @@ public:
         m_description(describe_lock(target)) {}
 
   ~EtcdLock() override {
-    m_helper->release();
+    // A lease already given up for lost is not worth waiting for: etcd may be out of
+    // reach, and the job is gone. The helper still tries to revoke it.
+    m_helper->release(Clock::now() < term_deadline());
   }
   EtcdLock(const EtcdLock&) = delete;
   EtcdLock& operator=(const EtcdLock&) = delete;

@@ -152,7 +152,12 @@ ReplyKind error_kind(long http_status, const EtcdError& error) {
 // The start of a body that is not the gateway's JSON, for a message.
 std::string excerpt(std::string_view body) {
   constexpr std::size_t k_limit = 120;
-  std::string text = one_line(body.substr(0, k_limit));
+  std::string text;
+  for (const char c : one_line(body.substr(0, k_limit))) {
+    if (c != ' ' || (!text.empty() && text.back() != ' ')) {
+      text += c; // runs of spaces (indentation, line breaks) as one
+    }
+  }
   if (body.size() > k_limit) {
     text += "...";
   }

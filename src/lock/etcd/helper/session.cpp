@@ -1,0 +1,362 @@
+#include "lock/etcd/helper/session.hpp"
+
+#include "lock/etcd/protocol.hpp"
+#include "lock/etcd/helper/codec.hpp"
+#include "lock/etcd/helper/holder.hpp"
+#include "lock/etcd/helper/outcome.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+namespace loto::etcd_helper {
+
+namespace proto = etcd_protocol;
+
+namespace {
+
+// Ordinary requests: connect within 1 s, answer within 2 s, else the next endpoint.
+constexpr Timeouts k_ordinary_timeouts{1000, 2000};
+// The watch stream is idle for as long as the key ahead of us exists.
+constexpr Timeouts k_stream_timeouts{1000, 0};
+// Clean-up after a failure: the news is out, do not make loto wait long for our exit.
+constexpr Timeouts k_cleanup_timeouts{1000, 1000};
+
+// With a lease to keep, a main-flow request that no endpoint answered is tried again
+// after this pause (the renewal decides when the lease is beyond saving).
+constexpr std::int64_t k_retry_pause_ms = 100;
+// A watch that ends without the deletion is followed by a new range after a pause that
+// doubles from the first to the last value, so that a broken stream cannot spin.
+constexpr std::int64_t k_first_watch_backoff_ms = 100;
+constexpr std::int64_t k_last_watch_backoff_ms = 1600;
+
+// Stops a transfer when the scope it serves is left, by return or by exception.
+class StopOnExit {
+public:
+  StopOnExit(Multi& multi, Transfer& transfer) : m_multi(multi), m_transfer(transfer) {}
+  ~StopOnExit() {
+    m_multi.stop(m_transfer);
+  }
+  StopOnExit(const StopOnExit&) = delete;
+  StopOnExit& operator=(const StopOnExit&) = delete;
+
+private:
+  Multi& m_multi;
+  Transfer& m_transfer;
+};
+
+int poll_timeout_ms(std::int64_t now_ns, std::int64_t wake_ns) {
+  if (wake_ns <= now_ns) {
+    return 0;
+  }
+  const std::int64_t milliseconds = (wake_ns - now_ns + k_ns_per_ms - 1) / k_ns_per_ms;
+  return static_cast<int>(std::min<std::int64_t>(milliseconds, 60'000));
+}
+
+} // namespace
+
+Session::Session(Options options, Channel& channel)
+    : m_options(std::move(options)),
+      m_channel(channel),
+      m_etcd(m_options.endpoints),
+      m_prefix(m_options.name + "/") {}
+
+// Reads an answer with `reader` (read_range, ...): a shape it does not expect is etcd's
+// fault, reported as such.
+template <typename Reader>
+auto Session::read(Reader reader, const Answered& answered) const {
+  try {
+    return reader(answered.body);
+  } catch (const BadAnswer& bad) {
+    throw Failure(proto::k_software,
+                  "unexpected answer from etcd at " + answered.endpoint + ": " + bad.what());
+  }
+}
+
+int Session::run() {
+  try {
+    return m_options.mode == Mode::inspect ? inspect() : take_lock();
+  } catch (const ReleaseAsked&) {
+    return end_released();
+  } catch (const LotoGone&) {
+    return end_loto_gone();
+  } catch (const Lost& lost) {
+    return end_lost(lost);
+  } catch (const Failure& failure) {
+    return end_failed(failure);
+  } catch (const std::exception& error) {
+    return end_failed(Failure(proto::k_software, std::string("internal error: ") + error.what()));
+  }
+}
+
+// ---- The main flow.
+
+int Session::inspect() {
+  const RangeAnswer queue = read(read_range, call("/v3/kv/range", queue_request(m_prefix)));
+  const std::string holder = queue.kvs.empty() ? "" : describe_holder(queue.kvs.front().value);
+  tell({proto::k_holders, std::to_string(queue.kvs.size()), holder});
+  return 0;
+}
+
+int Session::take_lock() {
+  m_listening = true;
+  grant_lease();
+  const EnqueueAnswer queued = enqueue();
+  if (is_ours(queued)) {
+    hold();
+  }
+  const std::string holder = queued.owner ? describe_holder(queued.owner->value) : "";
+  if (m_options.mode == Mode::try_once) {
+    tell({proto::k_busy, holder});
+    stop_background();
+    revoke_lease(k_ordinary_timeouts); // deletes our key at once
+    return 0;
+  }
+  tell({proto::k_waiting, holder});
+  wait_for_turn();
+  check_own_key_after_wait();
+  hold();
+}
+
+void Session::grant_lease() {
+  const std::int64_t ttl_seconds = (m_options.ttl_ms + 999) / 1000;
+  const Answered answered = call("/v3/lease/grant", grant_request(ttl_seconds));
+  const GrantAnswer grant = read(read_grant, answered);
+  m_lease = grant.lease;
+  m_ttl_ms = std::min(m_options.ttl_ms, grant.ttl_seconds * 1000);
+  m_key = m_prefix + lease_hex(m_lease);
+  m_renewal = std::make_unique<Renewal>(m_etcd, m_lease, m_ttl_ms, answered.sent_ns);
+  tell({proto::k_granted,
+        lease_hex(m_lease),
+        std::to_string(m_ttl_ms),
+        std::to_string(answered.sent_ns)});
+}
+
+EnqueueAnswer Session::enqueue() {
+  const std::string record = holder_record_json(m_options.holder, std::time(nullptr));
+  const EnqueueAnswer queued =
+      read(read_enqueue, call("/v3/kv/txn", enqueue_request(m_key, m_prefix, record, m_lease)));
+  m_my_revision = queued.my_revision;
+  return queued;
+}
+
+bool Session::is_ours(const EnqueueAnswer& queued) const {
+  // The owner was read in the same txn that wrote our key: if it is our key under our
+  // lease, the lock is ours, with no room for a lease that lapsed in between.
+  return queued.owner && queued.owner->create_revision == m_my_revision &&
+         queued.owner->lease == m_lease;
+}
+
+void Session::wait_for_turn() {
+  while (true) {
+    const RangeAnswer ahead = read(
+        read_range, call("/v3/kv/range", last_ahead_request(m_prefix, m_my_revision - 1)));
+    if (ahead.kvs.empty()) {
+      return; // nobody is left ahead of us
+    }
+    if (watch_until_deleted(ahead.kvs.front().key, ahead.revision + 1)) {
+      m_watch_backoff_ms = 0;
+    } else {
+      m_watch_backoff_ms =
+          std::clamp(m_watch_backoff_ms * 2, k_first_watch_backoff_ms, k_last_watch_backoff_ms);
+      pause_ms(m_watch_backoff_ms);
+    }
+  }
+}
+
+// Watches `key` from `from_revision` on (history included, so a deletion between the
+// range and the watch is not missed). Returns true once the key is deleted, or when the
+// renewal moved to another endpoint (this stream may be on a member that went quiet):
+// either way the caller looks again at once. False if the stream ended without the
+// deletion.
+bool Session::watch_until_deleted(const std::string& key, std::int64_t from_revision) {
+  WatchLine news;
+  const auto on_line = [&news](std::string_view line) {
+    if (news.news == WatchNews::nothing) {
+      news = read_watch_line(line);
+    }
+  };
+  const std::uint64_t failovers = m_etcd.failovers();
+  m_etcd.start(m_watch,
+               "/v3/watch",
+               watch_deletes_request(key, from_revision),
+               k_stream_timeouts,
+               on_line);
+  // Closing the stream is what cancels the watch on the server.
+  const StopOnExit stop_watch(m_etcd.multi(), m_watch);
+  pump_until([&] {
+    return news.news != WatchNews::nothing || !m_watch.running() ||
+           m_etcd.failovers() != failovers;
+  });
+  if (news.news == WatchNews::deleted || m_etcd.failovers() != failovers) {
+    return true;
+  }
+  if (news.news == WatchNews::refused) {
+    throw Failure(proto::k_refused, "etcd refused: " + news.message + " (key " + key + ")");
+  }
+  std::string reason = news.message;
+  if (reason.empty()) {
+    reason = m_watch.result() == CURLE_OK ? "the watch stream ended" : m_watch.transport_error();
+  }
+  m_etcd.fail_over(reason);
+  return false;
+}
+
+void Session::check_own_key_after_wait() {
+  const RangeAnswer mine = read(read_range, call("/v3/kv/range", key_request(m_key)));
+  if (mine.kvs.empty() || mine.kvs.front().lease != m_lease ||
+      mine.kvs.front().create_revision != m_my_revision) {
+    throw Lost("the lock key " + m_key + " was deleted while waiting", true);
+  }
+}
+
+void Session::hold() {
+  m_renewal->check_key(m_key);
+  tell({proto::k_acquired, std::to_string(m_my_revision), m_key});
+  m_acquired = true;
+  while (true) {
+    pump_until([] { return false; }); // until "release", end of file or a loss
+  }
+}
+
+// ---- Requests of the main flow.
+
+Session::Answered Session::call(std::string_view path, const std::string& body) {
+  const std::string subject = m_key.empty() ? m_prefix : m_key;
+  while (true) {
+    for (std::size_t attempt = 0; attempt < m_etcd.endpoint_count(); ++attempt) {
+      const std::int64_t sent_ns = monotonic_ns();
+      m_etcd.start(m_main, path, body, k_ordinary_timeouts);
+      pump_until([this] { return !m_main.running(); });
+      Reply reply = EtcdClient::reply(m_main);
+      switch (reply.kind) {
+      case ReplyKind::answer:
+        return {std::move(reply.answer), sent_ns, m_etcd.current()};
+      case ReplyKind::unavailable:
+        m_etcd.fail_over(std::move(reply.message));
+        break;
+      case ReplyKind::refused:
+        throw Failure(proto::k_refused, "etcd refused: " + reply.message + " (key " + subject + ")");
+      case ReplyKind::unexpected:
+        if (m_lease != 0 && reply.code == 5 && reply.message.find("lease not found") != std::string::npos) {
+          throw Lost("the lease expired or was revoked", false);
+        }
+        throw Failure(proto::k_software,
+                      "unexpected answer from etcd at " + m_etcd.current() + ": " + reply.message);
+      }
+    }
+    if (!m_renewal) {
+      throw Failure(proto::k_unavailable, m_etcd.unreachable_message());
+    }
+    pause_ms(k_retry_pause_ms);
+  }
+}
+
+// ---- The event loop.
+
+void Session::pump_until(const std::function<bool()>& done, std::int64_t wake_at_ns) {
+  while (!done()) {
+    const std::int64_t wake_ns =
+        m_renewal ? std::min(wake_at_ns, m_renewal->next_wake_ns()) : wake_at_ns;
+    const int timeout_ms = poll_timeout_ms(monotonic_ns(), wake_ns);
+    const bool heard = m_etcd.multi().wait(m_listening ? m_channel.fd() : -1, timeout_ms);
+    for (Transfer* transfer : m_etcd.multi().finished()) {
+      if (m_renewal && m_renewal->owns(*transfer)) {
+        if (const auto sent_ns = m_renewal->on_finished(monotonic_ns())) {
+          tell({proto::k_renewed, std::to_string(*sent_ns)});
+        }
+      }
+    }
+    if (heard) {
+      listen();
+    }
+    if (m_renewal) {
+      m_renewal->tick(monotonic_ns());
+    }
+  }
+}
+
+void Session::pause_ms(std::int64_t milliseconds) {
+  const std::int64_t until_ns = monotonic_ns() + milliseconds * k_ns_per_ms;
+  pump_until([until_ns] { return monotonic_ns() >= until_ns; }, until_ns);
+}
+
+void Session::listen() {
+  switch (m_channel.receive()) {
+  case Channel::Heard::release:
+    throw ReleaseAsked{};
+  case Channel::Heard::end:
+    throw LotoGone{};
+  case Channel::Heard::nothing:
+    break;
+  }
+}
+
+void Session::tell(std::initializer_list<std::string_view> fields) {
+  if (!m_channel.send(fields)) {
+    throw LotoGone{};
+  }
+}
+
+// ---- Endings.
+
+int Session::end_released() {
+  stop_background();
+  revoke_lease(k_ordinary_timeouts);
+  m_channel.send({proto::k_released});
+  return 0;
+}
+
+int Session::end_loto_gone() {
+  if (m_acquired) {
+    // Holding: the job loto ran may still be running; the lock stays taken until the
+    // lease expires, so that no other host starts the same job beside it.
+    return 0;
+  }
+  stop_background();
+  revoke_lease(k_ordinary_timeouts);
+  return 0;
+}
+
+int Session::end_lost(const Lost& lost) {
+  stop_background();
+  m_channel.send({proto::k_lost, lost.what()});
+  if (lost.revoke) {
+    revoke_lease(k_cleanup_timeouts);
+  }
+  return k_exit_lost;
+}
+
+int Session::end_failed(const Failure& failure) {
+  stop_background();
+  m_channel.send({proto::k_failed, std::to_string(failure.code), failure.what()});
+  revoke_lease(k_cleanup_timeouts);
+  return failure.code;
+}
+
+void Session::stop_background() {
+  m_listening = false;
+  m_renewal.reset();
+  m_etcd.multi().stop(m_main);
+  m_etcd.multi().stop(m_watch);
+}
+
+// Revokes the lease, which deletes our key with it. Best effort: each endpoint once.
+void Session::revoke_lease(Timeouts timeouts) {
+  if (m_lease == 0) {
+    return;
+  }
+  try {
+    for (std::size_t attempt = 0; attempt < m_etcd.endpoint_count(); ++attempt) {
+      m_etcd.start(m_main, "/v3/lease/revoke", lease_request(m_lease), timeouts);
+      pump_until([this] { return !m_main.running(); });
+      const Reply reply = EtcdClient::reply(m_main);
+      if (reply.kind != ReplyKind::unavailable) {
+        return; // revoked, or gone already (404, code 5), or refused: nothing more to do
+      }
+      m_etcd.fail_over(reply.message);
+    }
+  } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): we are leaving anyway
+  }
+}
+
+} // namespace loto::etcd_helper
