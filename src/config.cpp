@@ -336,6 +336,7 @@ private:
             resource->path = read_path(value, key);
           } else if (key == "backend") {
             resource->backend = read_choice(value, key, {"flock", "etcd"});
+            resource->backend_position = position(m_file, value.mark);
           } else {
             resource->description = scalar(value, key);
           }

@@ -28,6 +28,7 @@ struct PolicySettings {
 struct ResourceConfig {
   std::optional<Sourced<std::string>> path;    // absolute; default <lock_dir>/loto.NAME
   std::optional<Sourced<std::string>> backend; // "flock" (default) or "etcd"
+  std::string backend_position;                // FILE:LINE:COL of the backend value
   PolicySettings policy;
   std::string description;
   std::string origin; // where the resource was defined

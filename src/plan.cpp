@@ -170,7 +170,7 @@ Plan make_plan(const CliOptions& cli,
     if (resource.backend && resource.backend->value == "etcd") {
       if (etcd.endpoints.empty()) {
         throw Error(exit_code::config,
-                    resource.backend->origin + ": resource " + quoted(name) +
+                    resource.backend_position + ": resource " + quoted(name) +
                         " uses backend etcd, but no etcd endpoints are set; add an etcd: "
                         "section with endpoints: [http://HOST:2379, ...]");
       }

@@ -502,7 +502,7 @@ TEST_CASE("backend etcd without endpoints is a config error at the backend key",
   } catch (const loto::Error& e) {
     CHECK(e.exit_code() == 78);
     CHECK(std::string(e.what()) ==
-          "test.yaml:3: resource 'report' uses backend etcd, but no etcd endpoints are set; add "
+          "test.yaml:3:14: resource 'report' uses backend etcd, but no etcd endpoints are set; add "
           "an etcd: section with endpoints: [http://HOST:2379, ...]");
   }
 }
