@@ -126,8 +126,11 @@ public:
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      // Nothing from loto's environment: the helper connects to the configured endpoints
+      // directly (no proxy variables), and the plan is all it needs.
+      std::array<char*, 1> no_environment{nullptr};
       if (::dup2(ends[1], protocol::k_socket_fd) == protocol::k_socket_fd) {
-        ::execv(argv[0], argv.data());
+        ::execve(argv[0], argv.data(), no_environment.data());
       }
       ::_exit(127);
     }
@@ -359,6 +362,9 @@ public:
     if (may_wait) {
       wait.arm();
     }
+    // What the busy or timeout message will name: nobody, unless etcd tells us. Asking
+    // etcd again afterwards could cost another timeout if it is out of reach.
+    m_holders[target.etcd_name] = std::nullopt;
     auto helper = std::make_unique<Helper>(helper_arguments(target, may_wait ? "--wait" : "--try"));
     const auto stop = [&wait, may_wait] {
       return may_wait && (wait.interrupt_signal() != 0 || wait.deadline_passed());
@@ -450,8 +456,9 @@ private:
 
   EtcdPlan m_etcd;
   std::string m_command;
-  // The holder each busy or waiting answer named, for the messages that follow.
-  std::map<std::string, LockHolder> m_holders;
+  // The holder each busy or waiting answer named (nullopt: none named), for the messages
+  // that follow; --list, which takes no lock, asks etcd.
+  std::map<std::string, std::optional<LockHolder>> m_holders;
 };
 
 } // namespace
