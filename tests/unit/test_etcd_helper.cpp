@@ -9,7 +9,6 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <string_view>
 #include <vector>
@@ -165,7 +164,8 @@ TEST_CASE("parse_options reads a --wait run", "[options]") {
                                  "root",
                                  "--command",
                                  "backup.sh --full"});
-  CHECK(options.endpoints == std::vector<std::string>{"http://10.0.0.1:2379", "http://10.0.0.2:2379"});
+  CHECK(options.endpoints ==
+        std::vector<std::string>{"http://10.0.0.1:2379", "http://10.0.0.2:2379"});
   CHECK(options.ttl_ms == 10000);
   CHECK(options.name == "loto/nightly");
   CHECK(options.mode == Mode::wait);
@@ -196,7 +196,8 @@ TEST_CASE("parse_options rejects bad command lines", "[options]") {
   CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--ttl-ms", "1000", "--try", "--wait"}) ==
         "give exactly one of --try, --wait and --inspect");
   CHECK(usage_error({"--name", "n", "--ttl-ms", "1000", "--try"}) == "--endpoints is required");
-  CHECK(usage_error({"--endpoints", "e:1", "--ttl-ms", "1000", "--try"}).starts_with("--name is required"));
+  CHECK(usage_error({"--endpoints", "e:1", "--ttl-ms", "1000", "--try"})
+            .starts_with("--name is required"));
   CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--try"}) ==
         "--ttl-ms is required with --try and --wait");
   CHECK(usage_error({"--endpoints", "e:1,,f:2", "--name", "n", "--inspect"}) ==
@@ -205,7 +206,8 @@ TEST_CASE("parse_options rejects bad command lines", "[options]") {
             .starts_with("--ttl-ms: expected milliseconds"));
   CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--ttl-ms", "99", "--try"})
             .starts_with("--ttl-ms: expected milliseconds from 100"));
-  CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--ttl-ms", "1000", "--try", "--pid", "x"}) ==
+  CHECK(usage_error(
+            {"--endpoints", "e:1", "--name", "n", "--ttl-ms", "1000", "--try", "--pid", "x"}) ==
         "--pid: expected a process ID, got 'x'");
   CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--try", "--bogus", "1"}) ==
         "unknown option '--bogus'");
@@ -234,8 +236,8 @@ TEST_CASE("enqueue_request is clientv3's Mutex.tryAcquire txn", "[requests]") {
         json::array(
             {{{"request_put", {{"key", b64("loto/x/1f")}, {"value", b64("{}")}, {"lease", "31"}}}},
              {{"request_range", owner}}}));
-  CHECK(txn["failure"] ==
-        json::array({{{"request_range", {{"key", b64("loto/x/1f")}}}}, {{"request_range", owner}}}));
+  CHECK(txn["failure"] == json::array({{{"request_range", {{"key", b64("loto/x/1f")}}}},
+                                       {{"request_range", owner}}}));
 }
 
 TEST_CASE("last_ahead_request is clientv3's waitDeletes range", "[requests]") {
@@ -273,8 +275,8 @@ json answer(const std::string& text) {
 }
 
 TEST_CASE("read_grant: int64 fields come as strings", "[answers]") {
-  const GrantAnswer grant = read_grant(
-      answer(R"({"header":)" + std::string(k_header) + R"(,"ID":"2324035624703416838","TTL":"10"})"));
+  const GrantAnswer grant = read_grant(answer(R"({"header":)" + std::string(k_header) +
+                                              R"(,"ID":"2324035624703416838","TTL":"10"})"));
   CHECK(grant.lease == 2324035624703416838);
   CHECK(grant.ttl_seconds == 10);
   CHECK_THROWS_AS(read_grant(answer(R"({"header":{}})")), BadAnswer);
@@ -328,7 +330,8 @@ TEST_CASE("read_enqueue: a failed txn has no `succeeded` at all", "[answers]") {
 }
 
 TEST_CASE("read_enqueue: shapes that cannot be", "[answers]") {
-  CHECK_THROWS_AS(read_enqueue(answer(R"({"header":{"revision":"1"},"succeeded":true})")), BadAnswer);
+  CHECK_THROWS_AS(read_enqueue(answer(R"({"header":{"revision":"1"},"succeeded":true})")),
+                  BadAnswer);
   CHECK_THROWS_AS(
       read_enqueue(answer(R"({"responses":[{"response_range":{}},{"response_range":{}}]})")),
       BadAnswer); // failed, yet our key is not there
@@ -337,7 +340,8 @@ TEST_CASE("read_enqueue: shapes that cannot be", "[answers]") {
 
 TEST_CASE("read_keepalive_ttl: no TTL means the lease is gone", "[answers]") {
   CHECK(read_keepalive_ttl(answer(
-            R"({"result":{"header":{"revision":"5"},"ID":"2324035624703416860","TTL":"20"}})")) == 20);
+            R"({"result":{"header":{"revision":"5"},"ID":"2324035624703416860","TTL":"20"}})")) ==
+        20);
   CHECK(read_keepalive_ttl(answer(R"({"result":{"header":{"revision":"5"},"ID":"999"}})")) == 0);
   CHECK_THROWS_AS(read_keepalive_ttl(answer(R"({"header":{}})")), BadAnswer);
 }
@@ -346,7 +350,8 @@ TEST_CASE("classify_reply: answers and errors of the gateway", "[answers]") {
   CHECK(classify_reply(200, R"({"header":{}})").kind == ReplyKind::answer);
 
   const Reply not_found = classify_reply(
-      404, R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})");
+      404,
+      R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})");
   CHECK(not_found.kind == ReplyKind::unexpected);
   CHECK(not_found.code == 5);
   CHECK(not_found.message == "etcdserver: requested lease not found (code 5)");
@@ -357,8 +362,11 @@ TEST_CASE("classify_reply: answers and errors of the gateway", "[answers]") {
 
   CHECK(classify_reply(500, R"({"error":"etcdserver: request timed out","code":14})").kind ==
         ReplyKind::unavailable);
-  CHECK(classify_reply(500, R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":2})")
-            .kind == ReplyKind::refused);
+  CHECK(
+      classify_reply(
+          500,
+          R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":2})")
+          .kind == ReplyKind::refused);
   CHECK(classify_reply(403, R"({"error":"x","message":"x","code":7})").kind == ReplyKind::refused);
   CHECK(classify_reply(400, R"({"error":"etcdserver: user name is empty","code":3})").kind ==
         ReplyKind::refused);
@@ -377,7 +385,8 @@ TEST_CASE("classify_reply: what is not the gateway's JSON", "[answers]") {
 
 TEST_CASE("classify_reply: an error inside a 200 stream", "[answers]") {
   const Reply reply = classify_reply(
-      200, R"({"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}})");
+      200,
+      R"({"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}})");
   CHECK(reply.kind == ReplyKind::unavailable);
   CHECK(reply.code == 14);
 }
@@ -386,11 +395,13 @@ TEST_CASE("read_watch_line: the lines of a watch stream", "[answers]") {
   CHECK(read_watch_line("").news == WatchNews::nothing);
   CHECK(read_watch_line(R"({"result":{"header":{"revision":"48"},"created":true}})").news ==
         WatchNews::nothing);
-  CHECK(read_watch_line(R"({"result":{"header":{"revision":"51"},"events":[{"kv":{"key":"YQ=="}}]}})")
-            .news == WatchNews::nothing); // a PUT has no "type"
-  CHECK(read_watch_line(
-            R"({"result":{"header":{"revision":"51"},"events":[{"type":"DELETE","kv":{"key":"bG90by93L2I=","mod_revision":"51"}}]}})")
-            .news == WatchNews::deleted);
+  CHECK(
+      read_watch_line(R"({"result":{"header":{"revision":"51"},"events":[{"kv":{"key":"YQ=="}}]}})")
+          .news == WatchNews::nothing); // a PUT has no "type"
+  CHECK(
+      read_watch_line(
+          R"({"result":{"header":{"revision":"51"},"events":[{"type":"DELETE","kv":{"key":"bG90by93L2I=","mod_revision":"51"}}]}})")
+          .news == WatchNews::deleted);
   const WatchLine cancelled = read_watch_line(
       R"({"result":{"header":{},"canceled":true,"compact_revision":"40","cancel_reason":"mvcc: required revision has been compacted"}})");
   CHECK(cancelled.news == WatchNews::ended);

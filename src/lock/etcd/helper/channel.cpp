@@ -1,7 +1,7 @@
 #include "lock/etcd/helper/channel.hpp"
 
-#include "lock/etcd/protocol.hpp"
 #include "lock/etcd/helper/codec.hpp"
+#include "lock/etcd/protocol.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@ constexpr std::size_t k_max_line = 4096;
 
 } // namespace
 
-bool Channel::send(std::initializer_list<std::string_view> fields) {
+bool Channel::send(std::initializer_list<std::string_view> fields) const {
   std::string line;
   for (const std::string_view field : fields) {
     if (!line.empty()) {

@@ -18,7 +18,7 @@ public:
 
   // Sends one message: `fields` joined by tabs, each made one line, then '\n'. Returns
   // false if loto is gone (the write failed; SIGPIPE is ignored).
-  bool send(std::initializer_list<std::string_view> fields);
+  bool send(std::initializer_list<std::string_view> fields) const;
 
   enum class Heard {
     nothing, // a partial line, an unknown line, or an interrupted read

@@ -35,7 +35,7 @@ std::string base64_encode(std::string_view bytes) {
   if (rest == 0) {
     return out;
   }
-  std::uint32_t group = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i]) << 16U);
+  auto group = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i]) << 16U);
   if (rest == 2) {
     group |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1]) << 8U);
   }
@@ -82,7 +82,8 @@ std::string prefix_range_end(std::string_view prefix) {
     }
     end.pop_back();
   }
-  return std::string(1, '\0');
+  end.push_back('\0'); // `end` is empty here
+  return end;
 }
 
 std::string lease_hex(std::int64_t lease) {

@@ -201,8 +201,8 @@ std::string enqueue_request(std::string_view key,
       {"compare", json::array({compare})},
       {"success", json::array({{{"request_put", put}}, {{"request_range", owner_range(prefix)}}})},
       {"failure",
-       json::array({{{"request_range", {{"key", b64(key)}}}},
-                    {{"request_range", owner_range(prefix)}}})}};
+       json::array(
+           {{{"request_range", {{"key", b64(key)}}}}, {{"request_range", owner_range(prefix)}}})}};
   return request.dump();
 }
 
@@ -298,11 +298,12 @@ Reply classify_reply(long http_status, std::string_view body) {
   }
   const std::string status = "HTTP " + std::to_string(http_status);
   if (error) {
-    const std::string code = error->code == 0 ? "" : " (code " + std::to_string(error->code) + ")";
-    return {error_kind(http_status, *error),
-            nullptr,
-            one_line(error->message.empty() ? status : error->message) + code,
-            error->code};
+    const ReplyKind kind = error_kind(http_status, *error);
+    std::string message = one_line(error->message.empty() ? status : error->message);
+    if (kind == ReplyKind::unexpected && error->code != 0) {
+      message += " (code " + std::to_string(error->code) + ")"; // a clue for the odd case
+    }
+    return {kind, nullptr, std::move(message), error->code};
   }
   // Not the gateway's JSON: a proxy's error page, or something else on that port.
   const bool gateway_trouble = http_status == 502 || http_status == 503 || http_status == 504;

@@ -6,9 +6,8 @@
 // a PUT event), so a missing field reads as 0, false or empty.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>

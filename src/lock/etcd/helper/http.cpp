@@ -87,8 +87,7 @@ void Transfer::deliver_lines(bool at_end) {
     return;
   }
   std::size_t start = 0;
-  for (auto end = m_answer.find('\n'); end != std::string::npos;
-       end = m_answer.find('\n', start)) {
+  for (auto end = m_answer.find('\n'); end != std::string::npos; end = m_answer.find('\n', start)) {
     m_on_line(std::string_view(m_answer).substr(start, end - start));
     start = end + 1;
   }
@@ -150,7 +149,7 @@ std::vector<Transfer*> Multi::finished() {
     }
     Transfer* transfer = nullptr;
     curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
-    const CURLcode result = message->data.result;
+    const CURLcode result = message->data.result; // NOLINT(*-union-access): curl's API
     curl_multi_remove_handle(m_multi, message->easy_handle);
     transfer->finish(result);
     done.push_back(transfer);

@@ -5,10 +5,10 @@
 //
 // Exit status: 0 when the lock was released, found busy, or loto went away; the CODE of a
 // "failed" message (69, 70, 77); 1 after "lost"; 64 for a bad command line.
-#include "lock/etcd/protocol.hpp"
 #include "lock/etcd/helper/channel.hpp"
 #include "lock/etcd/helper/options.hpp"
 #include "lock/etcd/helper/session.hpp"
+#include "lock/etcd/protocol.hpp"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -40,8 +40,11 @@ void ignore_signals() {
 }
 
 int usage_error(const std::string& message) {
-  std::fprintf(stderr, "loto-etcd: %s\n%.*s", message.c_str(),
-               static_cast<int>(k_usage.size()), k_usage.data());
+  static_cast<void>(std::fprintf(stderr,
+                                 "loto-etcd: %s\n%.*s",
+                                 message.c_str(),
+                                 static_cast<int>(k_usage.size()),
+                                 k_usage.data()));
   return k_usage_exit;
 }
 
@@ -54,7 +57,8 @@ int run(Options options, bool socket_open) {
     Session session(std::move(options), channel);
     return session.run();
   } catch (const std::exception& error) {
-    channel.send({proto::k_failed, std::to_string(proto::k_software),
+    channel.send({proto::k_failed,
+                  std::to_string(proto::k_software),
                   std::string("internal error: ") + error.what()});
     return proto::k_software;
   }
@@ -66,7 +70,7 @@ int main(int argc, char** argv) {
   ignore_signals();
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
-    std::fwrite(k_usage.data(), 1, k_usage.size(), stdout);
+    static_cast<void>(std::fwrite(k_usage.data(), 1, k_usage.size(), stdout));
     return 0;
   }
   Options options;

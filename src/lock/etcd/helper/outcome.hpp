@@ -1,5 +1,6 @@
 // How a helper run ends early. Each is thrown from wherever it is found out (a reply, the
 // renewal, descriptor 3) and caught in Session::run, which tells loto and cleans up.
+// Also the clock of the SENT_NS stamps.
 #pragma once
 
 #include <cstdint>

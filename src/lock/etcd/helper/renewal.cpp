@@ -1,7 +1,7 @@
 #include "lock/etcd/helper/renewal.hpp"
 
-#include "lock/etcd/protocol.hpp"
 #include "lock/etcd/helper/outcome.hpp"
+#include "lock/etcd/protocol.hpp"
 
 #include <algorithm>
 
@@ -25,12 +25,8 @@ Renewal::Renewal(EtcdClient& etcd,
                  std::int64_t lease,
                  std::int64_t ttl_ms,
                  std::int64_t granted_sent_ns)
-    : m_etcd(etcd),
-      m_lease(lease),
-      m_ttl_ms(ttl_ms),
-      m_interval_ns(ttl_ms / 4 * k_ns_per_ms),
-      m_timeouts(renewal_timeouts(ttl_ms)),
-      m_next_ns(granted_sent_ns + m_interval_ns),
+    : m_etcd(etcd), m_lease(lease), m_ttl_ms(ttl_ms), m_interval_ns(ttl_ms / 4 * k_ns_per_ms),
+      m_timeouts(renewal_timeouts(ttl_ms)), m_next_ns(granted_sent_ns + m_interval_ns),
       m_confirmed_ns(granted_sent_ns) {}
 
 Renewal::~Renewal() {
@@ -106,7 +102,8 @@ std::int64_t Renewal::confirm() {
 }
 
 void Renewal::retry(const Reply& problem, std::int64_t now_ns) {
-  m_last_problem = problem;
+  m_last_problem = problem.kind;
+  m_last_problem_message = problem.message;
   m_last_problem_url = m_etcd.current();
   m_etcd.fail_over(problem.message);
   m_step = Step::idle;
@@ -119,12 +116,12 @@ void Renewal::retry(const Reply& problem, std::int64_t now_ns) {
 void Renewal::give_up() const {
   int code = etcd_protocol::k_unavailable;
   std::string detail = m_etcd.unreachable_message();
-  if (m_last_problem.kind == ReplyKind::refused) {
+  if (m_last_problem == ReplyKind::refused) {
     code = etcd_protocol::k_refused;
-    detail = "etcd refused: " + m_last_problem.message;
-  } else if (m_last_problem.kind == ReplyKind::unexpected) {
+    detail = "etcd refused: " + m_last_problem_message;
+  } else if (m_last_problem == ReplyKind::unexpected) {
     code = etcd_protocol::k_software;
-    detail = "unexpected answer from etcd at " + m_last_problem_url + ": " + m_last_problem.message;
+    detail = "unexpected answer from etcd at " + m_last_problem_url + ": " + m_last_problem_message;
   }
   if (m_key.empty()) {
     throw Failure(code, detail); // queued: nothing was taken

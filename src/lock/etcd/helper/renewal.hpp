@@ -1,5 +1,5 @@
-// Keeping the lease alive, from the grant on: while queued (etcd's lock service would let
-// a waiter's lease lapse, see distributed.md 4.7) and while holding. Every TTL/4 one POST
+// Keeping the lease alive, from the grant on: while queued (a waiter's key, its place in
+// the queue, lives only as long as the lease) and while holding. Every TTL/4 one POST
 // to /v3/lease/keepalive; once the lock is held, each renewal also reads the lock key, so
 // that a key deleted by hand (`etcdctl del`) is noticed too. Only a renewal that fully
 // succeeded is reported, with the time its keepalive was sent, from which loto computes
@@ -31,8 +31,8 @@ public:
   // When tick() next has something to do.
   std::int64_t next_wake_ns() const;
 
-  // Starts a renewal when one is due. Throws once the lease must have expired with no
-  // renewal having succeeded: Lost when holding, Failure while queued.
+  // Starts a renewal when one is due. Throws once the lease must have expired and the
+  // renewals tried since have failed: Lost when holding, Failure while queued.
   void tick(std::int64_t now_ns);
 
   bool owns(const Transfer& transfer) const {
@@ -61,11 +61,13 @@ private:
   std::string m_key; // empty until the lock is ours
 
   Step m_step = Step::idle;
-  std::int64_t m_sent_ns = 0;      // when the keepalive of the current renewal was sent
-  std::int64_t m_next_ns;          // when the next one is due
-  std::int64_t m_confirmed_ns;     // SENT_NS of the last renewal that succeeded
+  std::int64_t m_sent_ns = 0;  // when the keepalive of the current renewal was sent
+  std::int64_t m_next_ns;      // when the next one is due
+  std::int64_t m_confirmed_ns; // SENT_NS of the last renewal that succeeded
   std::size_t m_failures_in_a_row = 0;
-  Reply m_last_problem;            // why the last attempt failed
+  // Why the last attempt failed, and at which endpoint.
+  ReplyKind m_last_problem = ReplyKind::unavailable;
+  std::string m_last_problem_message;
   std::string m_last_problem_url;
 };
 

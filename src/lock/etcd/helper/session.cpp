@@ -1,9 +1,9 @@
 #include "lock/etcd/helper/session.hpp"
 
-#include "lock/etcd/protocol.hpp"
 #include "lock/etcd/helper/codec.hpp"
 #include "lock/etcd/helper/holder.hpp"
 #include "lock/etcd/helper/outcome.hpp"
+#include "lock/etcd/protocol.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -55,15 +55,12 @@ int poll_timeout_ms(std::int64_t now_ns, std::int64_t wake_ns) {
 } // namespace
 
 Session::Session(Options options, Channel& channel)
-    : m_options(std::move(options)),
-      m_channel(channel),
-      m_etcd(m_options.endpoints),
+    : m_options(std::move(options)), m_channel(channel), m_etcd(m_options.endpoints),
       m_prefix(m_options.name + "/") {}
 
 // Reads an answer with `reader` (read_range, ...): a shape it does not expect is etcd's
 // fault, reported as such.
-template <typename Reader>
-auto Session::read(Reader reader, const Answered& answered) const {
+template <typename Reader> auto Session::read(Reader reader, const Answered& answered) const {
   try {
     return reader(answered.body);
   } catch (const BadAnswer& bad) {
@@ -133,7 +130,7 @@ void Session::grant_lease() {
 
 EnqueueAnswer Session::enqueue() {
   const std::string record = holder_record_json(m_options.holder, std::time(nullptr));
-  const EnqueueAnswer queued =
+  EnqueueAnswer queued =
       read(read_enqueue, call("/v3/kv/txn", enqueue_request(m_key, m_prefix, record, m_lease)));
   m_my_revision = queued.my_revision;
   return queued;
@@ -148,8 +145,8 @@ bool Session::is_ours(const EnqueueAnswer& queued) const {
 
 void Session::wait_for_turn() {
   while (true) {
-    const RangeAnswer ahead = read(
-        read_range, call("/v3/kv/range", last_ahead_request(m_prefix, m_my_revision - 1)));
+    const RangeAnswer ahead =
+        read(read_range, call("/v3/kv/range", last_ahead_request(m_prefix, m_my_revision - 1)));
     if (ahead.kvs.empty()) {
       return; // nobody is left ahead of us
     }
@@ -176,16 +173,12 @@ bool Session::watch_until_deleted(const std::string& key, std::int64_t from_revi
     }
   };
   const std::uint64_t failovers = m_etcd.failovers();
-  m_etcd.start(m_watch,
-               "/v3/watch",
-               watch_deletes_request(key, from_revision),
-               k_stream_timeouts,
-               on_line);
+  m_etcd.start(
+      m_watch, "/v3/watch", watch_deletes_request(key, from_revision), k_stream_timeouts, on_line);
   // Closing the stream is what cancels the watch on the server.
   const StopOnExit stop_watch(m_etcd.multi(), m_watch);
   pump_until([&] {
-    return news.news != WatchNews::nothing || !m_watch.running() ||
-           m_etcd.failovers() != failovers;
+    return news.news != WatchNews::nothing || !m_watch.running() || m_etcd.failovers() != failovers;
   });
   if (news.news == WatchNews::deleted || m_etcd.failovers() != failovers) {
     return true;
@@ -235,9 +228,11 @@ Session::Answered Session::call(std::string_view path, const std::string& body) 
         m_etcd.fail_over(std::move(reply.message));
         break;
       case ReplyKind::refused:
-        throw Failure(proto::k_refused, "etcd refused: " + reply.message + " (key " + subject + ")");
+        throw Failure(proto::k_refused,
+                      "etcd refused: " + reply.message + " (key " + subject + ")");
       case ReplyKind::unexpected:
-        if (m_lease != 0 && reply.code == 5 && reply.message.find("lease not found") != std::string::npos) {
+        if (m_lease != 0 && reply.code == 5 &&
+            reply.message.find("lease not found") != std::string::npos) {
           throw Lost("the lease expired or was revoked", false);
         }
         throw Failure(proto::k_software,

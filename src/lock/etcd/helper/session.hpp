@@ -16,12 +16,11 @@
 #include "lock/etcd/helper/outcome.hpp"
 #include "lock/etcd/helper/renewal.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -57,8 +56,7 @@ private:
   [[noreturn]] void hold();
 
   Answered call(std::string_view path, const std::string& body);
-  template <typename Reader>
-  auto read(Reader reader, const Answered& answered) const;
+  template <typename Reader> auto read(Reader reader, const Answered& answered) const;
 
   static constexpr std::int64_t k_never = std::numeric_limits<std::int64_t>::max();
   void pump_until(const std::function<bool()>& done, std::int64_t wake_at_ns = k_never);
@@ -84,7 +82,7 @@ private:
   std::string m_prefix; // NAME/
   std::int64_t m_lease = 0;
   std::int64_t m_ttl_ms = 0;
-  std::string m_key;    // NAME/<lease hex>
+  std::string m_key; // NAME/<lease hex>
   std::int64_t m_my_revision = 0;
   bool m_acquired = false; // loto has been told "acquired"
   std::int64_t m_watch_backoff_ms = 0;
