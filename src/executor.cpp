@@ -37,14 +37,14 @@ std::string held_by(const std::optional<LockHolder>& holder) {
 std::vector<std::pair<std::string, std::string>>
 combine(const std::vector<std::pair<std::string, std::string>>& pairs) {
   std::vector<std::pair<std::string, std::string>> combined;
-  for (const auto& [name, value] : pairs) {
+  for (const auto& pair : pairs) {
     const auto it = std::find_if(combined.begin(), combined.end(), [&](const auto& entry) {
-      return entry.first == name;
+      return entry.first == pair.first;
     });
     if (it == combined.end()) {
-      combined.emplace_back(name, value);
+      combined.push_back(pair);
     } else {
-      it->second += "," + value;
+      it->second += "," + pair.second;
     }
   }
   return combined;

@@ -118,6 +118,45 @@ void append_etcd_settings(const EtcdSettings& settings,
   views.push_back({"etcd.prefix", etcd.prefix, origin(settings.prefix)});
 }
 
+// The lock of resource `name`: its lock file, or its etcd lock.
+LockTarget target_of(const std::string& name,
+                     const ResourceConfig& resource,
+                     const std::string& lock_dir,
+                     const EtcdPlan& etcd) {
+  if (resource.backend && resource.backend->value == "etcd") {
+    if (etcd.endpoints.empty()) {
+      throw Error(exit_code::config,
+                  resource.backend_position + ": resource " + quoted(name) +
+                      " uses backend etcd, but no etcd endpoints are set; add an etcd: "
+                      "section with endpoints: [http://HOST:2379, ...]");
+    }
+    const std::string lock_name = etcd.prefix + name;
+    return LockTarget{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
+  }
+  return LockTarget{
+      name, resource.path ? resource.path->value : lock_dir + "/loto." + name, LockKind::flock, ""};
+}
+
+// One global order, by canonical path (etcd locks by name, after the paths), without
+// duplicates, so that two loto runs never deadlock, on one host or across a fleet.
+std::vector<LockTarget> in_global_order(std::vector<LockTarget> locks) {
+  std::vector<std::pair<std::string, LockTarget>> ordered;
+  for (auto& lock : locks) {
+    std::string key = lock.kind == LockKind::etcd ? lock.path : canonical_lock_path(lock.path);
+    ordered.emplace_back(std::move(key), std::move(lock));
+  }
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first;
+  });
+  std::vector<LockTarget> unique;
+  for (std::size_t i = 0; i < ordered.size(); ++i) {
+    if (i == 0 || ordered[i].first != ordered[i - 1].first) {
+      unique.push_back(std::move(ordered[i].second));
+    }
+  }
+  return unique;
+}
+
 } // namespace
 
 std::string describe_wait(const std::optional<Duration>& limit) {
@@ -167,20 +206,7 @@ Plan make_plan(const CliOptions& cli,
   }
   const EtcdPlan etcd = make_etcd_plan(config.etcd);
   const auto resource_target = [&](const std::string& name, const ResourceConfig& resource) {
-    if (resource.backend && resource.backend->value == "etcd") {
-      if (etcd.endpoints.empty()) {
-        throw Error(exit_code::config,
-                    resource.backend_position + ": resource " + quoted(name) +
-                        " uses backend etcd, but no etcd endpoints are set; add an etcd: "
-                        "section with endpoints: [http://HOST:2379, ...]");
-      }
-      const std::string lock_name = etcd.prefix + name;
-      return LockTarget{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
-    }
-    return LockTarget{name,
-                      resource.path ? resource.path->value : lock_dir.value + "/loto." + name,
-                      LockKind::flock,
-                      ""};
+    return target_of(name, resource, lock_dir.value, etcd);
   };
 
   // The locks, as named on the command line; resource settings come from the first one.
@@ -216,20 +242,7 @@ Plan make_plan(const CliOptions& cli,
     locks.push_back(resource_target(value, it->second));
   }
 
-  // One global order, by canonical path, so that two loto runs never deadlock.
-  std::vector<std::pair<std::string, LockTarget>> ordered;
-  for (auto& lock : locks) {
-    std::string key = lock.kind == LockKind::etcd ? lock.path : canonical_lock_path(lock.path);
-    ordered.emplace_back(std::move(key), std::move(lock));
-  }
-  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
-    return a.first < b.first;
-  });
-  for (std::size_t i = 0; i < ordered.size(); ++i) {
-    if (i == 0 || ordered[i].first != ordered[i - 1].first) {
-      plan.locks.push_back(std::move(ordered[i].second));
-    }
-  }
+  plan.locks = in_global_order(std::move(locks));
 
   Layered<bool> wait{false};
   Layered<std::optional<Duration>> timeout{std::nullopt};

@@ -424,9 +424,30 @@ int poll_timeout(const std::optional<MonotonicTime>& when) {
 
 } // namespace
 
-CommandOutcome run_command(const CommandSpec& spec,
-                           const SignalBaseline& baseline,
-                           const std::function<void(pid_t)>& on_started) {
+namespace {
+
+[[noreturn]] void report_exec_failure(const std::string& program, int error) {
+  const std::string name = quoted(program);
+  if (error == EAGAIN || error == ENOMEM || error == ESRCH) {
+    throw Error(exit_code::os_error, "cannot start " + name + ": " + std::strerror(error));
+  }
+  if (error == ENOENT || error == ENOTDIR) {
+    struct stat st {};
+    if (program.find('/') == std::string::npos) {
+      throw Error(exit_code::not_found, "command not found: " + name + " (check PATH)");
+    }
+    if (::stat(program.c_str(), &st) == 0) {
+      throw Error(exit_code::not_found,
+                  "cannot execute " + name + ": its interpreter (#! line) was not found");
+    }
+    throw Error(exit_code::not_found, "cannot execute " + name + ": " + std::strerror(error));
+  }
+  throw Error(exit_code::not_executable, "cannot execute " + name + ": " + std::strerror(error));
+}
+
+// Starts the command and returns its pid once it has called execve. With `die_with_loto`,
+// the kernel kills it when loto dies.
+pid_t start_job(const CommandSpec& spec, const SignalBaseline& baseline, bool die_with_loto) {
   const std::vector<std::string>& argv = spec.argv;
   // Everything the child needs is prepared before it exists.
   std::vector<char*> child_argv;
@@ -446,34 +467,6 @@ CommandOutcome run_command(const CommandSpec& spec,
     candidate_paths.push_back(path.c_str());
   }
 
-  sigset_t waited;
-  sigemptyset(&waited);
-  for (const int signal : k_supervised_signals) {
-    if (!is_ignored(baseline, signal)) {
-      sigaddset(&waited, signal);
-    }
-  }
-  // The signals wait in the queue (blocked since block_supervised_signals()) until the
-  // loop reads them here, with the other things it waits for.
-  const int signal_fd = ::signalfd(-1, &waited, SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    os_failure("cannot watch signals");
-  }
-  struct FdCloser {
-    int fd;
-    explicit FdCloser(int descriptor) : fd(descriptor) {}
-    FdCloser(const FdCloser&) = delete;
-    FdCloser& operator=(const FdCloser&) = delete;
-    ~FdCloser() {
-      ::close(fd);
-    }
-  } signal_fd_closer{signal_fd};
-
-  const bool guarded = !spec.leases.empty();
-  if (guarded && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    os_failure("cannot adopt the job's orphans");
-  }
-
   // loto is single-threaded, so clearing close-on-exec here cannot leak the lock into
   // anything but this command.
   for (const int fd : spec.inherit_fds) {
@@ -490,7 +483,7 @@ CommandOutcome run_command(const CommandSpec& spec,
                    child_argv.data(),
                    child_env.data(),
                    &baseline.mask,
-                   guarded ? ::getpid() : 0,
+                   die_with_loto ? ::getpid() : 0,
                    0};
   const pid_t pid = ::clone(start_command,
                             g_child_stack.data() + g_child_stack.size(),
@@ -506,29 +499,79 @@ CommandOutcome run_command(const CommandSpec& spec,
     }
   }
   if (error != 0) {
-    const std::string name = quoted(argv[0]);
-    if (error == EAGAIN || error == ENOMEM || error == ESRCH) {
-      throw Error(exit_code::os_error, "cannot start " + name + ": " + std::strerror(error));
-    }
-    if (error == ENOENT || error == ENOTDIR) {
-      struct stat st {};
-      if (argv[0].find('/') == std::string::npos) {
-        throw Error(exit_code::not_found, "command not found: " + name + " (check PATH)");
-      }
-      if (::stat(argv[0].c_str(), &st) == 0) {
-        throw Error(exit_code::not_found,
-                    "cannot execute " + name + ": its interpreter (#! line) was not found");
-      }
-      throw Error(exit_code::not_found, "cannot execute " + name + ": " + std::strerror(error));
-    }
-    throw Error(exit_code::not_executable, "cannot execute " + name + ": " + std::strerror(error));
+    report_exec_failure(argv[0], error);
   }
-  on_started(pid);
+  return pid;
+}
 
-  // The one loop of the job: the command's exit and the signals to forward (signalfd),
-  // the leases' news (their descriptors) and their deadlines (the poll timeout). Once a
-  // lease is lost, the loop ends only when every process of the job is gone, not just the
-  // command's main process.
+// The signals the supervisor reads, as a descriptor: they wait in the queue (blocked
+// since block_supervised_signals()) until the loop reads them, with everything else.
+class SignalQueue {
+public:
+  explicit SignalQueue(const SignalBaseline& baseline) {
+    sigset_t waited;
+    sigemptyset(&waited);
+    for (const int signal : k_supervised_signals) {
+      if (!is_ignored(baseline, signal)) {
+        sigaddset(&waited, signal);
+      }
+    }
+    m_fd = ::signalfd(-1, &waited, SFD_CLOEXEC);
+    if (m_fd < 0) {
+      os_failure("cannot watch signals");
+    }
+  }
+  ~SignalQueue() {
+    ::close(m_fd);
+  }
+  SignalQueue(const SignalQueue&) = delete;
+  SignalQueue& operator=(const SignalQueue&) = delete;
+
+  int fd() const {
+    return m_fd;
+  }
+  // The next queued signal, or 0 if none is there after all.
+  int take() const {
+    signalfd_siginfo info{};
+    if (::read(m_fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
+      return 0;
+    }
+    return static_cast<int>(info.ssi_signo);
+  }
+
+private:
+  int m_fd = -1;
+};
+
+// Collects the exited children: the command's status once it is among them, and under a
+// lease (`any_child`) the orphans loto adopted.
+void reap_children(pid_t command, bool any_child, std::optional<CommandOutcome>& finished) {
+  for (;;) {
+    int status = 0;
+    const pid_t reaped = ::waitpid(any_child ? -1 : command, &status, WNOHANG);
+    if (reaped < 0 && errno == EINTR) {
+      continue;
+    }
+    if (reaped <= 0) {
+      return;
+    }
+    if (reaped == command) {
+      finished = WIFSIGNALED(status)
+                     ? CommandOutcome{exit_code::signal_base + WTERMSIG(status),
+                                      WTERMSIG(status),
+                                      "",
+                                      0}
+                     : CommandOutcome{WEXITSTATUS(status), 0, "", 0};
+    }
+  }
+}
+
+// The one loop of the job: the command's exit and the signals to forward (a signalfd),
+// the leases' news (their descriptors) and their deadlines (the poll timeout). Once a lease
+// is lost, the loop ends only when every process of the job is gone, not just the
+// command's main process.
+CommandOutcome supervise(pid_t pid, const SignalQueue& signals, const CommandSpec& spec) {
+  const bool guarded = !spec.leases.empty();
   LeaseState state;
   std::optional<CommandOutcome> finished;
   std::vector<pollfd> fds;
@@ -543,7 +586,7 @@ CommandOutcome run_command(const CommandSpec& spec,
         return *finished;
       }
     }
-    fds.assign(1, pollfd{signal_fd, POLLIN, 0});
+    fds.assign(1, pollfd{signals.fd(), POLLIN, 0});
     for (const LeaseWatch* lease : spec.leases) {
       fds.push_back(pollfd{lease->fd(), POLLIN, 0}); // poll() skips a negative fd
     }
@@ -561,49 +604,35 @@ CommandOutcome run_command(const CommandSpec& spec,
         spec.leases[i - 1]->on_readable();
       }
     }
-    if (fds[0].revents == 0) {
-      continue;
-    }
-    signalfd_siginfo info{};
-    if (::read(signal_fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
-      continue; // EINTR or EAGAIN: poll again
-    }
-    const int signal = static_cast<int>(info.ssi_signo);
+    const int signal = fds[0].revents != 0 ? signals.take() : 0;
     if (signal == SIGCHLD) {
-      // Reap the command and, under a lease, the orphans loto adopted.
-      for (;;) {
-        int status = 0;
-        const pid_t reaped = ::waitpid(guarded ? -1 : pid, &status, WNOHANG);
-        if (reaped < 0 && errno == EINTR) {
-          continue;
-        }
-        if (reaped <= 0) {
-          break;
-        }
-        if (reaped == pid) {
-          finished = WIFSIGNALED(status)
-                         ? CommandOutcome{exit_code::signal_base + WTERMSIG(status),
-                                          WTERMSIG(status),
-                                          "",
-                                          0}
-                         : CommandOutcome{WEXITSTATUS(status), 0, "", 0};
-        }
-      }
-      continue;
+      reap_children(pid, guarded, finished);
+    } else if (signal == SIGINT || signal == SIGQUIT || signal == 0 || finished) {
+      // SIGINT and SIGQUIT come from a terminal's Ctrl-C and Ctrl-\, which reach the
+      // whole foreground process group, the command included. A kill aimed at the group
+      // looks the same to loto as one aimed at it alone, so loto passes neither on (as
+      // system(3) does) and keeps waiting: the command never gets a second copy. Once the
+      // command is gone there is nobody to forward to.
+    } else {
+      // The child is not reaped yet, so its pid cannot have been reused.
+      ::kill(pid, signal);
     }
-    if (finished) {
-      continue; // nobody left to forward a signal to
-    }
-    // SIGINT and SIGQUIT come from a terminal's Ctrl-C and Ctrl-\, which reach the
-    // whole foreground process group, the command included. A kill aimed at the group
-    // looks the same to loto as one aimed at it alone, so loto passes neither on (as
-    // system(3) does) and keeps waiting: the command never gets a second copy.
-    if (signal == SIGINT || signal == SIGQUIT) {
-      continue;
-    }
-    // The child is not reaped yet, so its pid cannot have been reused.
-    ::kill(pid, signal);
   }
+}
+
+} // namespace
+
+CommandOutcome run_command(const CommandSpec& spec,
+                           const SignalBaseline& baseline,
+                           const std::function<void(pid_t)>& on_started) {
+  const SignalQueue signals(baseline);
+  const bool guarded = !spec.leases.empty();
+  if (guarded && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    os_failure("cannot adopt the job's orphans");
+  }
+  const pid_t pid = start_job(spec, baseline, guarded);
+  on_started(pid);
+  return supervise(pid, signals, spec);
 }
 
 } // namespace loto

@@ -265,10 +265,10 @@ std::string describe_lock(const LockTarget& target) {
 class EtcdLock final : public HeldLock, public LeaseWatch {
 public:
   EtcdLock(std::unique_ptr<Helper> helper,
-           const LeaseTimes& lease,
+           LeaseTimes lease,
            std::string token,
            const LockTarget& target)
-      : m_helper(std::move(helper)), m_lease(lease), m_token(std::move(token)),
+      : m_helper(std::move(helper)), m_lease(std::move(lease)), m_token(std::move(token)),
         m_description(describe_lock(target)) {}
 
   ~EtcdLock() override {
@@ -447,11 +447,11 @@ private:
   }
 
   static AcquireResult failure(const Message& message) {
-    const int code = std::atoi(message.field(0).c_str());
-    if (code == protocol::k_unavailable) {
+    const auto code = parse_exit_code(message.field(0));
+    if (!code || *code == protocol::k_unavailable || *code == 0) {
       return unavailable(message.field(1));
     }
-    throw Error(code > 0 && code < 256 ? code : exit_code::unavailable, message.field(1));
+    throw Error(*code, message.field(1));
   }
 
   EtcdPlan m_etcd;
