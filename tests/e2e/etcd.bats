@@ -269,6 +269,30 @@ EOF
   ectl del "loto/other/$R" >/dev/null
 }
 
+@test "a local and an etcd lock in one run: one global order (paths first), both held, none kept on failure" {
+  local local_lock="$T/local.lock"
+  run --separate-stderr lotoc -L "$R" -L "$local_lock" sh -c \
+    'echo "$LOTO_RESOURCE|$LOTO_LOCKFILE"; flock -n "$1" true && echo local-free; etcdctl --endpoints="$2" get --prefix --keys-only "$3" | grep -c .' \
+    sh "$local_lock" "${ETCD_URLS%% *}" "$PFX"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "$local_lock,$R|$local_lock,etcd:loto/$R" ]
+  [ "${lines[1]}" = "1" ] # the local lock was held (no local-free), one etcd key
+  # The local lock busy: the etcd lock (taken second) is never requested; nothing left.
+  hold_lock "$local_lock"
+  run --separate-stderr lotoc -L "$R" -L "$local_lock" touch "$T/ran"
+  [ "$status" -eq 75 ]
+  [ ! -e "$T/ran" ]
+  [ -z "$(etcd_keys "$PFX")" ]
+  release_lock
+  # The etcd lock busy: the local lock taken first is released before loto exits.
+  hold
+  run --separate-stderr lotoc -L "$R" -L "$local_lock" touch "$T/ran"
+  [ "$status" -eq 75 ]
+  [ ! -e "$T/ran" ]
+  lock_is_free "$local_lock"
+  release
+}
+
 @test "busy: 75 at once, nothing run, the message names the holder; the loser leaves no key" {
   hold
   timed_run lotoc -L "$R" touch "$T/ran"
