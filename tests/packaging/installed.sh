@@ -91,6 +91,7 @@ mkdir "$tmp/saved"
 saved=()         # paths moved aside before the install
 apt_installed=() # runtime dependencies this test installed
 holder=          # pid of a background lock holder
+etcd_pid=        # pid of the test's etcd
 
 restore() {
   local status=$? path
@@ -99,6 +100,10 @@ restore() {
   if [ -n "$holder" ]; then
     kill "$holder" 2>/dev/null
     wait "$holder" 2>/dev/null
+  fi
+  if [ -n "$etcd_pid" ]; then
+    kill "$etcd_pid" 2>/dev/null
+    wait "$etcd_pid" 2>/dev/null
   fi
   case $(pkg_state) in
   '' | un | pn) ;;
@@ -215,7 +220,7 @@ else
   not_ok "loto(1) lacks options of loto --help: ${undocumented[*]}"
 fi
 check "loto(1) has every exit status of the table" bash -c \
-  "for code in 64 71 73 75 77 78 126 127 128+N; do grep -qwF \"\$code\" '$tmp/loto.1.txt' || { echo \"missing \$code\"; exit 1; }; done"
+  "for code in 64 69 71 73 75 77 78 126 127 128+N; do grep -qwF \"\$code\" '$tmp/loto.1.txt' || { echo \"missing \$code\"; exit 1; }; done"
 
 # --- 4. an edited /etc/loto.yaml and the installed binary ---------------------------------------------
 locks=$tmp/locks
@@ -280,6 +285,49 @@ if [ -n "${LOTO_SYSLOG_DIR:-}" ]; then
 fi
 expect_status 0 "the lock is free again once the holder is gone" $loto -L pkgtest -- true
 
+# A fleet lock through a real etcd on loopback, by the installed loto and its helper.
+check "the etcd helper is installed in /usr/libexec/loto" test -x /usr/libexec/loto/loto-etcd
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+  read -r client_port peer_port < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+  etcd_url=http://127.0.0.1:$client_port
+  etcd --name pkgtest --data-dir "$tmp/etcd" --listen-client-urls "$etcd_url" \
+    --advertise-client-urls "$etcd_url" --listen-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "pkgtest=http://127.0.0.1:$peer_port" --heartbeat-interval=10 \
+    --election-timeout=100 --logger=zap --log-level=warn >"$tmp/etcd.log" 2>&1 &
+  etcd_pid=$!
+  for _ in $(seq 200); do
+    ETCDCTL_API=3 etcdctl --endpoints="$etcd_url" endpoint health >/dev/null 2>&1 && break
+    kill -0 "$etcd_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  printf '  fleet:\n    backend: etcd\netcd:\n  endpoints: [%s]\n  ttl: 2s\n' "$etcd_url" >>/etc/loto.yaml
+  check "loto -L fleet runs the command with a fencing token from etcd" bash -c \
+    "$loto -L fleet -- sh -c 'echo \"\$LOTO_FENCING_TOKEN \$LOTO_LOCKFILE\"' | grep -qE '^[0-9]+ etcd:loto/fleet$'"
+  $loto -L fleet -- sh -c "echo held >'$tmp/fleet-held'; exec sleep 60" &
+  holder=$!
+  for _ in $(seq 100); do
+    [ -e "$tmp/fleet-held" ] && break
+    sleep 0.05
+  done
+  expect_status 75 "a busy fleet lock exits 75" $loto -L fleet -- true
+  check "etcdctl sees loto's key under loto/fleet/" bash -c \
+    "ETCDCTL_API=3 etcdctl --endpoints='$etcd_url' get --prefix --keys-only loto/fleet/ | grep -qE '^loto/fleet/[0-9a-f]+$'"
+  kill "$holder" 2>/dev/null || true
+  wait "$holder" 2>/dev/null || true
+  holder=
+  kill "$etcd_pid" 2>/dev/null
+  wait "$etcd_pid" 2>/dev/null
+  etcd_pid=
+  expect_status 69 "etcd stopped: a fleet lock exits 69" $loto -L fleet -- true
+  cp "$tmp/edited.yaml" /etc/loto.yaml
+else
+  echo "# etcd checks skipped: etcd-server or etcd-client is not installed"
+fi
+
 # Shell completion, from the installed files, with the edited configuration.
 other=$tmp/other.yaml
 printf 'resources:\n  fromother: {}\n' >"$other"
@@ -314,7 +362,7 @@ check "the package is gone" bash -c "! dpkg-query -W loto >/dev/null 2>&1 || [ \
 
 # --- 6. the .rpm ---------------------------------------------------------------------------------
 rpm_files=$(rpm -qp -l "$rpmfile" 2>/dev/null)
-for f in /usr/bin/loto /etc/loto.yaml /usr/share/man/man1/loto.1.gz /usr/share/man/man5/loto.yaml.5.gz \
+for f in /usr/bin/loto /usr/libexec/loto/loto-etcd /etc/loto.yaml /usr/share/man/man1/loto.1.gz /usr/share/man/man5/loto.yaml.5.gz \
   /usr/share/bash-completion/completions/loto /usr/share/zsh/vendor-completions/_loto \
   /usr/share/doc/loto/README.md /usr/share/doc/loto/LICENSE /usr/share/doc/loto/examples/loto.yaml; do
   check "rpm -qpl lists $f" grep -qx "$f" <<<"$rpm_files"
