@@ -245,14 +245,20 @@ expect_status 7 "the command's exit status passes through" $loto -L pkgtest -- s
 expect_status 64 "an unknown resource is a usage error" $loto -L pkgtset -- true
 check "the unknown resource's message suggests pkgtest" bash -c "$loto -L pkgtset -- true 2>&1 | grep -q pkgtest"
 
+# hold RESOURCE: a background loto holding RESOURCE until it is killed ($holder).
+hold() {
+  local started=$tmp/held-$1
+  $loto -L "$1" -- sh -c "echo held >'$started'; exec sleep 60" &
+  holder=$!
+  for _ in $(seq 100); do
+    [ -e "$started" ] && return 0
+    sleep 0.05
+  done
+  fatal "the holder of $1 did not start"
+}
+
 # A busy lock: a holder keeps pkgtest until it is killed.
-$loto -L pkgtest -- sh -c "echo held >'$tmp/held'; exec sleep 60" &
-holder=$!
-for _ in $(seq 100); do
-  [ -e "$tmp/held" ] && break
-  sleep 0.05
-done
-[ -e "$tmp/held" ] || fatal "the lock holder did not start"
+hold pkgtest
 expect_status 75 "a busy lock exits 75" $loto -L pkgtest -- true
 check "the busy message names the resource and the lock file" bash -c \
   "$loto -L pkgtest -- true 2>&1 | grep -F 'pkgtest' | grep -qF '$locks/pkgtest.lock'"
@@ -307,12 +313,7 @@ print(*[x.getsockname()[1] for x in s])')
   printf '  fleet:\n    backend: etcd\netcd:\n  endpoints: [%s]\n  ttl: 2s\n' "$etcd_url" >>/etc/loto.yaml
   check "loto -L fleet runs the command with a fencing token from etcd" bash -c \
     "$loto -L fleet -- sh -c 'echo \"\$LOTO_FENCING_TOKEN \$LOTO_LOCKFILE\"' | grep -qE '^[0-9]+ etcd:loto/fleet$'"
-  $loto -L fleet -- sh -c "echo held >'$tmp/fleet-held'; exec sleep 60" &
-  holder=$!
-  for _ in $(seq 100); do
-    [ -e "$tmp/fleet-held" ] && break
-    sleep 0.05
-  done
+  hold fleet
   expect_status 75 "a busy fleet lock exits 75" $loto -L fleet -- true
   check "etcdctl sees loto's key under loto/fleet/" bash -c \
     "ETCDCTL_API=3 etcdctl --endpoints='$etcd_url' get --prefix --keys-only loto/fleet/ | grep -qE '^loto/fleet/[0-9a-f]+$'"
