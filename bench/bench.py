@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of loto and util-linux flock(1).
+"""Side-by-side benchmark of loto and util-linux flock(1), and of loto on etcd and etcdctl lock.
 
 Runs every scenario for both tools in the same run, interleaved, and prints a table of
-medians and loto/flock ratios. See bench/README.md for what each figure means.
+medians and loto/flock ratios. The etcd part runs loto's etcd backend against
+`etcdctl lock` on a single-member etcd that the benchmark starts on loopback. See
+bench/README.md for what each figure means.
 """
 
 import argparse
+import base64
 import fcntl
+import json
 import os
 import random
 import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,10 +35,12 @@ def percentile(values, fraction):
     return ordered[index]
 
 
-def run_once(argv, env):
-    """Wall time of one run of argv in nanoseconds (spawn to reap)."""
+def run_once(argv, env, quiet=False):
+    """Wall time of one run of argv in nanoseconds (spawn to reap); `quiet`: stdout to
+    /dev/null."""
+    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)] if quiet else []
     start = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, env)
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter_ns() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -249,22 +258,435 @@ def anatomy(tools):
             "phases": phases}
 
 
+# ---- The etcd part: loto's etcd backend against `etcdctl lock`, on one etcd of our own.
+
+# Fast elections (healthy in about 0.1 s), quiet logs: the flags loto's tests use too.
+ETCD_FLAGS = ["--heartbeat-interval=10", "--election-timeout=100", "--logger=zap",
+              "--log-level=warn"]
+ETCD_RESOURCE = "job"           # loto's lock: etcd prefix loto/ + job
+ETCDCTL_LOCK = "loto/job-ctl"   # etcdctl's lock: a different name, so the two never contend
+
+
+def free_ports(count):
+    """`count` distinct loopback ports nobody listens on right now (all bound at once)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+class Etcd:
+    """A single-member etcd on loopback, on ports picked at run time, its data in `work`.
+    A missing etcd or etcdctl is an error, never a skip."""
+
+    def __init__(self, work):
+        self.etcd = shutil.which("etcd")
+        self.etcdctl = shutil.which("etcdctl")
+        if not self.etcd or not self.etcdctl:
+            raise SystemExit("bench: the etcd part needs etcd and etcdctl (apt-get install "
+                             "etcd-server etcd-client), or run it with --no-etcd")
+        self.work = work
+        self.proc = None
+        self.url = None
+
+    def start(self):
+        for _ in range(3):
+            client, peer = free_ports(2)
+            data = tempfile.mkdtemp(prefix="etcd.", dir=self.work)
+            self.log = os.path.join(data, "etcd.log")
+            self.url = f"http://127.0.0.1:{client}"
+            peer_url = f"http://127.0.0.1:{peer}"
+            argv = [self.etcd, "--name", "bench", "--data-dir", os.path.join(data, "data"),
+                    "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                    "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                    "--initial-cluster", f"bench={peer_url}"] + ETCD_FLAGS
+            with open(self.log, "w") as log:
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if self.healthy():
+                    return
+                time.sleep(0.01)
+            self.stop()
+            with open(self.log) as file:
+                text = file.read()
+            if "address already in use" not in text:  # a port taken since we picked it
+                raise SystemExit(f"bench: etcd did not become healthy:\n{text[-2000:]}")
+        raise SystemExit("bench: etcd could not bind free ports three times")
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
+                return json.load(answer).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def stop(self):
+        """Stops etcd by its pid (TERM, then KILL); safe to call twice."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def count(self, prefix):
+        """Number of keys under `prefix` (one request to the v3 JSON gateway)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
+                           "range_end": base64.b64encode(end.encode()).decode(),
+                           "count_only": True}).encode()
+        request = urllib.request.Request(self.url + "/v3/kv/range", data=body,
+                                          headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(json.load(answer).get("count", 0))
+
+    def await_count(self, prefix, want, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            have = self.count(prefix)
+            if have == want:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {have} keys under {prefix!r}, expected {want}")
+            time.sleep(0.002)
+
+
+class EtcdTools:
+    """The commands of the etcd part: loto with an etcd resource, etcdctl lock."""
+
+    def __init__(self, tools, etcd):
+        self.tools = tools
+        self.etcd = etcd
+        self.helper = os.path.join(os.path.dirname(tools.loto), "loto-etcd")
+        if not os.access(self.helper, os.X_OK):
+            raise SystemExit(f"bench: no etcd helper beside loto ({self.helper}); build it")
+        self.config = os.path.join(tools.work, "etc", "etcd.yaml")
+        with open(self.config, "w") as file:
+            file.write(f"etcd:\n  endpoints: [{etcd.url}]\n  ttl: 10s\n  prefix: loto/\n"
+                       f"logging: {{syslog: false}}\n"
+                       f"resources:\n  {ETCD_RESOURCE}:\n    backend: etcd\n")
+        os.chmod(self.config, 0o600)
+        self.env = dict(os.environ, ETCDCTL_API="3")
+        self.env.pop("LOTO_CONFIG", None)
+        self.prefixes = {"loto": f"loto/{ETCD_RESOURCE}/", "etcdctl": f"{ETCDCTL_LOCK}/"}
+
+    def command(self, tool, job_argv, wait):
+        if tool == "loto":
+            return ([self.tools.loto, "--config", self.config] + (["-w"] if wait else []) +
+                    ["-L", ETCD_RESOURCE, "--"] + job_argv)
+        # etcdctl lock always waits
+        return [self.etcd.etcdctl, f"--endpoints={self.etcd.url}", "lock", ETCDCTL_LOCK,
+                "--"] + job_argv
+
+
+def etcd_overhead(et, rounds):
+    """Whole runs of `true` under each tool, and the pieces of a loto run that can be run
+    alone, interleaved in random order each round."""
+    true = et.tools.true
+    cases = {
+        "true": ([true], False),
+        "loto": (et.command("loto", [true], False), False),
+        "etcdctl": (et.command("etcdctl", [true], True), False),
+        # loto with a lock file: loto's own start-up, config and spawn, no helper
+        "loto_flock": ([et.tools.loto, "--config", et.config, "-L",
+                        os.path.join(et.tools.work, "etcd-overhead.lock"), "--", true], False),
+        # the helper's process start alone: exec and its shared libraries
+        "helper_start": ([et.helper, "--help"], True),
+        # the helper with curl set up and one request (a range) on a new connection
+        "helper_request": ([et.helper, "--endpoints", et.etcd.url, "--ttl-ms", "10000",
+                            "--name", "loto/bench-inspect", "--inspect"], True),
+    }
+    samples = {name: [] for name in cases}
+    for _ in range(5):  # warm caches
+        for argv, quiet in cases.values():
+            run_once(argv, et.env, quiet)
+    for _ in range(rounds):
+        order = list(cases)
+        random.shuffle(order)
+        for name in order:
+            argv, quiet = cases[name]
+            samples[name].append(run_once(argv, et.env, quiet))
+    return {name: statistics.median(values) / 1e6 for name, values in samples.items()}
+
+
+def open_fifo_writer(path, timeout=20):
+    """Opens `path` (a FIFO) for writing once its reader has it open."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != 6 or time.monotonic() > deadline:  # ENXIO: no reader yet
+                raise
+            time.sleep(0.001)
+
+
+def etcd_handoff_sample(et, tool, settle):
+    """One holder and one waiter: the gap from the holder's job end to the waiter's job
+    start, in ms."""
+    run_dir = tempfile.mkdtemp(dir=et.tools.work)
+    stamps = os.path.join(run_dir, "stamps")
+    counter = os.path.join(run_dir, "counter")
+    fifo = os.path.join(run_dir, "go")
+    os.mkfifo(fifo)
+    prefix = et.prefixes[tool]
+    job = [et.tools.job, stamps, counter]
+    # The holder's job waits for a line on the FIFO, then runs job.c, which stamps its end
+    # just before it exits (etcdctl does not pass stdin to its command).
+    holder_job = ["sh", "-c", 'read line <"$1"; shift; exec "$@"', "holder", fifo] + job
+    # Each in a process group of its own, so that an error or SIGTERM can end the tool and
+    # its job together (etcdctl's job outlives a killed etcdctl).
+    holder = subprocess.Popen(et.command(tool, holder_job, True), env=et.env,
+                              start_new_session=True)
+    waiter = None
+    try:
+        et.etcd.await_count(prefix, 1)          # the holder has the lock
+        waiter = subprocess.Popen(et.command(tool, job, True), env=et.env,
+                                  start_new_session=True)
+        et.etcd.await_count(prefix, 2)          # the waiter is queued behind it
+        time.sleep(settle)                      # and watching for its turn
+        writer = open_fifo_writer(fifo)
+        os.write(writer, b"go\n")
+        os.close(writer)
+        codes = (holder.wait(30), waiter.wait(30))
+    finally:
+        for proc in (holder, waiter):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    if codes != (0, 0):
+        raise SystemExit(f"bench: etcd handoff ({tool}): exit statuses {codes}")
+    with open(stamps) as file:
+        pairs = sorted(tuple(map(int, line.split())) for line in file)
+    with open(counter) as file:
+        count = int(file.read())
+    if len(pairs) != 2 or count != 2 or pairs[1][0] < pairs[0][1]:
+        raise SystemExit(f"bench: etcd handoff ({tool}): stamps {pairs}, counter {count}")
+    et.etcd.await_count(prefix, 0)              # both gave their keys up
+    shutil.rmtree(run_dir)
+    return (pairs[1][0] - pairs[0][1]) / 1e6
+
+
+def etcd_handoff(et, samples, settle=0.03):
+    gaps = {"loto": [], "etcdctl": []}
+    for _ in range(samples):
+        order = list(gaps)
+        random.shuffle(order)
+        for tool in order:
+            gaps[tool].append(etcd_handoff_sample(et, tool, settle))
+    return {tool: {"n": len(values), "p50": percentile(values, 0.50),
+                   "p90": percentile(values, 0.90), "p99": percentile(values, 0.99),
+                   "max": max(values)}
+            for tool, values in gaps.items()}
+
+
+# Where a loto run on etcd spends its time, from `strace -f --seccomp-bpf -ttt` of a few
+# system calls (only those stop the process, so the run is slowed little): each phase
+# ends at the event named.
+ETCD_PHASES = [
+    ("loto start-up, config, fork of the helper", "helper_fork"),
+    ("helper exec and start-up (its shared libraries, its HTTP client's set-up)", "connect"),
+    ("lease grant (connect + 1 request)", "granted"),
+    ("lock: enqueue txn (1 request), reply to loto", "acquired"),
+    ("loto starts `true`, `true` runs and exits", "job_exit"),
+    ("release: loto notices, helper revokes the lease (1 request)", "released"),
+    ("loto exits", "loto_exit"),
+]
+
+
+def etcd_trace_once(et, out):
+    true = et.tools.true
+    argv = ["strace", "-f", "--seccomp-bpf", "-ttt", "-o", out,
+            "-e", "trace=execve,clone,connect,sendto,write,exit_group"] + \
+        et.command("loto", [true], False)
+    subprocess.run(argv, check=True, env=et.env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    events = {}
+    loto_pid = helper_pid = job_pid = None
+    with open(out) as file:
+        for line in file:
+            fields = line.split(None, 2)
+            if len(fields) < 3:
+                continue
+            pid, when, call = int(fields[0]), float(fields[1]), fields[2]
+            if loto_pid is None and call.startswith("execve("):
+                loto_pid = pid
+                events["start"] = when
+            elif pid == loto_pid and call.startswith("clone(") and "CLONE_VFORK" not in call:
+                events.setdefault("helper_fork", when)
+            elif call.startswith("execve(") and "loto-etcd" in call:
+                helper_pid = pid
+            elif pid == helper_pid and call.startswith("connect("):
+                events.setdefault("connect", when)
+            elif pid == helper_pid and call.startswith('write(3, "granted'):
+                events["granted"] = when
+            elif pid == helper_pid and call.startswith('write(3, "acquired'):
+                events["acquired"] = when
+            elif call.startswith(f'execve("{true}"'):
+                job_pid = pid
+            elif pid == job_pid and call.startswith("exit_group("):
+                events["job_exit"] = when
+            elif pid == helper_pid and call.startswith('write(3, "released'):
+                events["released"] = when
+            elif pid == loto_pid and call.startswith("exit_group("):
+                events["loto_exit"] = when
+    missing = [key for _, key in ETCD_PHASES if key not in events]
+    if missing:
+        raise SystemExit(f"bench: strace of loto on etcd lacks {missing} (see {out})")
+    return events
+
+
+def etcd_anatomy(et, runs):
+    if not shutil.which("strace"):
+        return None
+    phases = {key: [] for _, key in ETCD_PHASES}
+    totals = []
+    out = os.path.join(et.tools.work, "etcd.strace")
+    for _ in range(runs):
+        events = etcd_trace_once(et, out)
+        previous = events["start"]
+        for _, key in ETCD_PHASES:
+            phases[key].append((events[key] - previous) * 1e3)
+            previous = events[key]
+        totals.append((events["loto_exit"] - events["start"]) * 1e3)
+    result = {"runs": runs, "total": statistics.median(totals),
+              "phases": [(label, statistics.median(phases[key])) for label, key in ETCD_PHASES]}
+    # Instructions of the helper's start-up by part (callgrind), if valgrind is there.
+    if shutil.which("valgrind"):
+        out = os.path.join(et.tools.work, "callgrind.helper")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        et.helper, "--endpoints", et.etcd.url, "--ttl-ms", "10000",
+                        "--name", "loto/bench-inspect", "--inspect"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], check=True,
+                                capture_output=True, text=True).stdout
+        rows = []
+        for line in report.splitlines():
+            match = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+(.*)", line)
+            if match:
+                rows.append((int(match.group(1).replace(",", "")), match.group(2)))
+
+        def find(pattern):
+            counts = [n for n, function in rows if re.search(pattern, function)]
+            return max(counts) if counts else 0
+
+        result["helper_instructions"] = {
+            "total": find(r"PROGRAM TOTALS"),
+            "loader": find(r":_dl_start "),
+            "curl_global_init": find(r"curl_global_init "),
+            "main": find(r"helper/main\.cpp:main "),
+        }
+    libraries = subprocess.run(["ldd", et.helper], capture_output=True, text=True).stdout
+    result["helper_libraries"] = sum(1 for line in libraries.splitlines()
+                                     if "=>" in line)  # not the vdso, not ld.so itself
+    return result
+
+
+def etcd_part(tools, quick):
+    etcd = Etcd(tools.work)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally: stop etcd
+    try:
+        etcd.start()
+        et = EtcdTools(tools, etcd)
+        return {"overhead": etcd_overhead(et, 30 if quick else 200),
+                "handoff": etcd_handoff(et, 30 if quick else 60),
+                "anatomy": etcd_anatomy(et, 5 if quick else 20),
+                "url": etcd.url,
+                "version": subprocess.run([etcd.etcd, "--version"], capture_output=True,
+                                          text=True).stdout.splitlines()[0]}
+    finally:
+        etcd.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def print_etcd(e):
+    def ratio(x, y):
+        return f"{x / y:.2f}x" if y else "n/a"
+
+    o, h, a = e["overhead"], e["handoff"], e["anatomy"]
+    print("\n| figure (etcd, one member on loopback) | etcdctl lock | loto | loto/etcdctl |")
+    print("|---|---|---|---|")
+    print(f"| whole run of `true`: wall ms (bare `true`: {o['true']:.2f}) | "
+          f"{o['etcdctl']:.2f} | {o['loto']:.2f} | {ratio(o['loto'], o['etcdctl'])} |")
+    print(f"| above bare `true`, ms | {o['etcdctl'] - o['true']:.2f} | "
+          f"{o['loto'] - o['true']:.2f} | "
+          f"{ratio(o['loto'] - o['true'], o['etcdctl'] - o['true'])} |")
+    hc, hl = h["etcdctl"], h["loto"]
+    for key in ("p50", "p90", "p99", "max"):
+        print(f"| handoff {key}, ms ({hl['n']} samples each) | {hc[key]:.2f} | {hl[key]:.2f} | "
+              f"{ratio(hl[key], hc[key])} |")
+    print("\nPieces of a loto run on etcd, run alone in the same rounds (median wall ms):\n")
+    print("| run | ms |")
+    print("|---|---|")
+    print(f"| bare `true` | {o['true']:.2f} |")
+    print(f"| loto with a lock file (`-L /path`): loto without the helper | "
+          f"{o['loto_flock']:.2f} |")
+    print(f"| `loto-etcd --help`: the helper's process start (exec + "
+          f"{a['helper_libraries'] if a else '?'} shared libraries) | "
+          f"{o['helper_start']:.2f} |")
+    print(f"| `loto-etcd --inspect`: the same + its HTTP client's set-up + 1 request | "
+          f"{o['helper_request']:.2f} |")
+    print(f"| loto with an etcd resource | {o['loto']:.2f} |")
+    if a:
+        print(f"\nPhases of `loto -L job true` on etcd (strace --seccomp-bpf, median of "
+              f"{a['runs']} runs; traced total {a['total']:.2f} ms):\n")
+        print("| phase | ms |")
+        print("|---|---|")
+        for label, ms in a["phases"]:
+            print(f"| {label} | {ms:.2f} |")
+        hi = a.get("helper_instructions")
+        if hi:
+            curl = (f"curl_global_init {hi['curl_global_init']:,} "
+                    f"({100 * hi['curl_global_init'] / hi['total']:.0f}%); "
+                    if hi["curl_global_init"] else "")
+            print(f"\nHelper `loto-etcd --inspect` instructions (callgrind; "
+                  f"{a['helper_libraries']} shared libraries): total {hi['total']:,}; "
+                  f"dynamic loader {hi['loader']:,} ({100 * hi['loader'] / hi['total']:.0f}%); "
+                  f"{curl}main() {hi['main']:,} ({100 * hi['main'] / hi['total']:.0f}%)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--loto", default=os.path.join(HERE, "..", "build", "loto"))
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--etcd-only", action="store_true", help="only the etcd part")
+    part.add_argument("--no-etcd", action="store_true", help="only the local (flock) part")
     args = parser.parse_args()
     quick = args.quick
+    e = None
     with tempfile.TemporaryDirectory(prefix="loto-bench.") as work:
         tools = Tools(args.loto, work)
         print(f"machine: {os.cpu_count()} cores, {os.uname().release}; loto {args.loto}")
-        print(f"loto's config: etc/loto.yaml as shipped ({os.path.getsize(tools.config)} bytes), "
-              "through LOTO_CONFIG")
-        o = overhead(tools, 40 if quick else 300)
-        h = handoff(tools, 8, 20 if quick else 200, 1 if quick else 2)
-        w = waiters(tools, 30 if quick else 200, 1 if quick else 3)
-        a = anatomy(tools)
+        if not args.etcd_only:
+            print(f"loto's config: etc/loto.yaml as shipped ({os.path.getsize(tools.config)} "
+                  "bytes), through LOTO_CONFIG")
+            o = overhead(tools, 40 if quick else 300)
+            h = handoff(tools, 8, 20 if quick else 200, 1 if quick else 2)
+            w = waiters(tools, 30 if quick else 200, 1 if quick else 3)
+            a = anatomy(tools)
+        if not args.no_etcd:
+            e = etcd_part(tools, quick)
+            print(f"etcd: {e['version']}, one member at {e['url']}, {' '.join(ETCD_FLAGS)}; "
+                  "loto's lease TTL 10s")
+    if not args.etcd_only:
+        print_local(o, h, w, a, tools)
+    if e:
+        print_etcd(e)
 
+
+def print_local(o, h, w, a, tools):
     def ratio(x, y):
         return f"{x / y:.2f}x" if y else "n/a"
 

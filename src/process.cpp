@@ -308,7 +308,9 @@ void WaitSession::arm() {
     os_failure("cannot create the wait timer");
   }
   m_timer_created = true;
-  if (m_limit) {
+  // No deadline to fire at without a wait (a fleet lock is tried once, but its requests
+  // still take a moment that a signal may interrupt): the timer only re-fires after one.
+  if (may_wait() && m_limit) {
     // steady_clock is CLOCK_MONOTONIC, so the deadline is absolute on the same clock.
     const itimerspec at_deadline{{0, k_refire_ns}, to_timespec(m_start + *m_limit)};
     if (::timer_settime(g_timer, TIMER_ABSTIME, &at_deadline, nullptr) != 0) {

@@ -126,6 +126,12 @@ public:
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      // Not the caller's stdin, stdout or stderr: the helper may outlive loto by a moment
+      // (revoking a lease), and must not keep a pipe such as $(loto ...) open meanwhile.
+      const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      for (int fd = 0; fd <= 2; ++fd) {
+        ::dup2(null_fd, fd);
+      }
       // Nothing from loto's environment: the helper connects to the configured endpoints
       // directly (no proxy variables), and the plan is all it needs.
       std::array<char*, 1> no_environment{nullptr};
@@ -357,17 +363,17 @@ public:
       : m_etcd(std::move(etcd)), m_command(join_command(command)) {}
 
   AcquireResult acquire(const LockTarget& target, WaitControl& wait) override {
-    // With a wait limit, its timer runs from here: -t bounds the connection too.
+    // From here SIGINT, SIGTERM and SIGHUP end the attempt (the helper gives our key up)
+    // instead of killing loto while it may already hold the lock; with a wait limit its
+    // timer runs from here, so -t bounds the connection too.
     const bool may_wait = wait.may_wait();
-    if (may_wait) {
-      wait.arm();
-    }
+    wait.arm();
     // What the busy or timeout message will name: nobody, unless etcd tells us. Asking
     // etcd again afterwards could cost another timeout if it is out of reach.
     m_holders[target.etcd_name] = std::nullopt;
     auto helper = std::make_unique<Helper>(helper_arguments(target, may_wait ? "--wait" : "--try"));
     const auto stop = [&wait, may_wait] {
-      return may_wait && (wait.interrupt_signal() != 0 || wait.deadline_passed());
+      return wait.interrupt_signal() != 0 || (may_wait && wait.deadline_passed());
     };
     LeaseTimes lease;
     for (;;) {
