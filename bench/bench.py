@@ -403,7 +403,7 @@ def etcd_overhead(et, rounds):
                         os.path.join(et.tools.work, "etcd-overhead.lock"), "--", true], False),
         # the helper's process start alone: exec and its shared libraries
         "helper_start": ([et.helper, "--help"], True),
-        # the helper with curl set up and one request (a range) on a new connection
+        # the helper and one request (a range) on a new connection
         "helper_request": ([et.helper, "--endpoints", et.etcd.url, "--ttl-ms", "10000",
                             "--name", "loto/bench-inspect", "--inspect"], True),
     }
@@ -584,7 +584,6 @@ def etcd_anatomy(et, runs):
         result["helper_instructions"] = {
             "total": find(r"PROGRAM TOTALS"),
             "loader": find(r":_dl_start "),
-            "curl_global_init": find(r"curl_global_init "),
             "main": find(r"helper/main\.cpp:main "),
         }
     libraries = subprocess.run(["ldd", et.helper], capture_output=True, text=True).stdout
@@ -647,13 +646,10 @@ def print_etcd(e):
             print(f"| {label} | {ms:.2f} |")
         hi = a.get("helper_instructions")
         if hi:
-            curl = (f"curl_global_init {hi['curl_global_init']:,} "
-                    f"({100 * hi['curl_global_init'] / hi['total']:.0f}%); "
-                    if hi["curl_global_init"] else "")
             print(f"\nHelper `loto-etcd --inspect` instructions (callgrind; "
                   f"{a['helper_libraries']} shared libraries): total {hi['total']:,}; "
                   f"dynamic loader {hi['loader']:,} ({100 * hi['loader'] / hi['total']:.0f}%); "
-                  f"{curl}main() {hi['main']:,} ({100 * hi['main'] / hi['total']:.0f}%)")
+                  f"main() {hi['main']:,} ({100 * hi['main'] / hi['total']:.0f}%)")
 
 
 def main():

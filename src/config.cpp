@@ -178,6 +178,48 @@ private:
   YamlNode m_root;
 };
 
+// http://HOST[:PORT] or https://HOST[:PORT], HOST a name, an IPv4 address or [IPv6]:
+// the form the etcd helper connects to (no user, path, query or fragment).
+bool is_endpoint_url(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos ||
+      (url.substr(0, scheme_end) != "http" && url.substr(0, scheme_end) != "https")) {
+    return false;
+  }
+  std::string_view rest = url.substr(scheme_end + 3);
+  std::string_view port;
+  if (rest.starts_with('[')) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos || close == 1) {
+      return false;
+    }
+    port = rest.substr(close + 1);
+    if (!port.empty() && !port.starts_with(':')) {
+      return false;
+    }
+    rest = rest.substr(1, close - 1);
+    if (rest.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos) {
+      return false;
+    }
+  } else {
+    const auto colon = rest.find(':');
+    port = colon == std::string_view::npos ? std::string_view() : rest.substr(colon);
+    rest = rest.substr(0, colon);
+    if (rest.empty() || rest.size() > 253 ||
+        rest.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            std::string_view::npos) {
+      return false;
+    }
+  }
+  if (port.empty()) {
+    return true; // etcd's client port, 2379
+  }
+  port.remove_prefix(1);
+  return !port.empty() && port.size() <= 5 &&
+         port.find_first_not_of("0123456789") == std::string_view::npos &&
+         std::stoi(std::string(port)) > 0 && std::stoi(std::string(port)) <= 65535;
+}
+
 // Walks the parsed tree of one file, checking every key and value.
 class Reader {
 public:
@@ -421,16 +463,10 @@ private:
     Sourced<std::vector<std::string>> endpoints{{}, origin_of(m_file, node)};
     for (const YamlNode* item : items) {
       const std::string& url = scalar(*item, "endpoints");
-      const bool http = url.starts_with("http://") || url.starts_with("https://");
-      const auto host = url.find("//") + 2;
-      if (!http || url.size() <= host || url.size() > 256 ||
-          std::any_of(url.begin(), url.end(), [](char c) {
-            const auto u = static_cast<unsigned char>(c);
-            return u <= 0x20 || u >= 0x7F || c == ',';
-          })) {
+      if (!is_endpoint_url(url)) {
         fail(*item,
              "invalid etcd endpoint " + quoted(url) +
-                 " (expected http://HOST:PORT or https://HOST:PORT)");
+                 " (expected http://HOST:PORT or https://HOST:PORT, with no path)");
       }
       endpoints.value.push_back(url);
     }

@@ -1,16 +1,34 @@
-// Unit tests for the pure parts of loto-etcd (src/lock/etcd/helper): base64, prefix
-// ranges, lease IDs, holder records, the command line, and reading etcd's JSON answers
-// the way the v3 gateway of etcd 3.4.23 sends them (int64 as strings, defaults left out).
+// Unit tests for loto-etcd (src/lock/etcd/helper). The pure parts: base64, prefix ranges,
+// lease IDs, endpoint URLs, holder records, the command line, and reading etcd's JSON
+// answers the way the v3 gateway of etcd 3.4.23 sends them (int64 as strings, defaults
+// left out). Then the HTTP transport (Transfer, Multi) against a small HTTP server on
+// loopback, run by the test itself on a thread of its own.
+#include "lock/etcd/helper/channel.hpp"
 #include "lock/etcd/helper/codec.hpp"
 #include "lock/etcd/helper/etcd_api.hpp"
 #include "lock/etcd/helper/holder.hpp"
+#include "lock/etcd/helper/http.hpp"
 #include "lock/etcd/helper/options.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 using namespace loto::etcd_helper;
@@ -104,6 +122,81 @@ TEST_CASE("one_line turns control characters into spaces", "[codec]") {
 TEST_CASE("iso8601_utc", "[codec]") {
   CHECK(iso8601_utc(0) == "1970-01-01T00:00:00Z");
   CHECK(iso8601_utc(1796018400) == "2026-11-30T06:00:00Z");
+}
+
+TEST_CASE("parse_endpoint_url: scheme, host, port", "[codec][url]") {
+  const EndpointUrl plain = parse_endpoint_url("http://10.0.0.1:2379");
+  CHECK_FALSE(plain.https);
+  CHECK(plain.host == "10.0.0.1");
+  CHECK(plain.port == 2379);
+
+  const EndpointUrl named = parse_endpoint_url("https://etcd-1.example.org:12379/");
+  CHECK(named.https);
+  CHECK(named.host == "etcd-1.example.org");
+  CHECK(named.port == 12379);
+
+  CHECK(parse_endpoint_url("http://etcd1").port == k_default_etcd_port);
+  CHECK(parse_endpoint_url("HTTP://Etcd1:1").host == "Etcd1");
+  CHECK(parse_endpoint_url("http://h:65535").port == 65535);
+  CHECK(parse_endpoint_url("http://h:00080").port == 80);
+}
+
+TEST_CASE("parse_endpoint_url: IPv6 in brackets, with or without port and zone", "[codec][url]") {
+  const EndpointUrl v6 = parse_endpoint_url("http://[fd00::1]:2380");
+  CHECK(v6.host == "fd00::1");
+  CHECK(v6.port == 2380);
+  CHECK(parse_endpoint_url("http://[::1]").host == "::1");
+  CHECK(parse_endpoint_url("http://[::1]").port == 2379);
+  CHECK(parse_endpoint_url("http://[::ffff:10.0.0.1]:1").host == "::ffff:10.0.0.1");
+  CHECK(parse_endpoint_url("http://[fe80::1%25eth0]:2379").host == "fe80::1%eth0");
+  CHECK(parse_endpoint_url("http://[fe80::1%eth0]").host == "fe80::1%eth0");
+}
+
+TEST_CASE("parse_endpoint_url: what it refuses, and why", "[codec][url]") {
+  const auto why = [](std::string_view url) -> std::string {
+    try {
+      parse_endpoint_url(url);
+    } catch (const BadUrl& bad) {
+      return bad.what();
+    }
+    return "(accepted)";
+  };
+  CHECK(why("10.0.0.1:2379") == "expected http:// or https://");
+  CHECK(why("ftp://h:1") == "expected http:// or https://");
+  CHECK(why("http:/h:1") == "expected http:// or https://");
+  CHECK(why("http://h:2379/v3") == "a path, query or fragment is not supported");
+  CHECK(why("http://h:2379?x=1") == "a path, query or fragment is not supported");
+  CHECK(why("http://h#f") == "a path, query or fragment is not supported");
+  CHECK(why("http://h:2379//") == "a path, query or fragment is not supported");
+  CHECK(why("http://user:pw@h:2379") == "user info is not supported");
+  CHECK(why("http://") == "no host");
+  CHECK(why("http://:2379") == "no host");
+  CHECK(why("http://h:") == "empty port");
+  CHECK(why("http://[::1]:") == "empty port");
+  CHECK(why("http://h:0") == "bad port '0'");
+  CHECK(why("http://h:65536") == "bad port '65536'");
+  CHECK(why("http://h:123456") == "bad port '123456'");
+  CHECK(why("http://h:23x") == "bad port '23x'");
+  CHECK(why("http://h:-1") == "bad port '-1'");
+  CHECK(why("http://h:1:2") == "bad port '1:2'");
+  CHECK(why("http://h st:1") == "bad host name 'h st'");
+  CHECK(why("http://h%41:1") == "bad host name 'h%41'");
+  CHECK(why("http://::1:2379") == "no host");
+  CHECK(why("http://[::1:2379") == "no ']' after the IPv6 address");
+  CHECK(why("http://[]:2379") == "bad IPv6 address in brackets");
+  CHECK(why("http://[10.0.0.1]:2379") == "bad IPv6 address in brackets");
+  CHECK(why("http://[fd00::g]") == "bad IPv6 address in brackets");
+  CHECK(why("http://[::1]2379") == "expected ':' and a port after the host");
+  CHECK(why("http://[fe80::1%]") == "bad IPv6 zone");
+  CHECK(why("http://[fe80::1%25]") == "bad IPv6 zone");
+  CHECK(why("http://[fe80::1%25a/b]") == "a path, query or fragment is not supported");
+}
+
+TEST_CASE("host_and_port is what the Host header says", "[codec][url]") {
+  CHECK(host_and_port(parse_endpoint_url("http://10.0.0.1:2379")) == "10.0.0.1:2379");
+  CHECK(host_and_port(parse_endpoint_url("http://etcd1")) == "etcd1:2379");
+  CHECK(host_and_port(parse_endpoint_url("http://[fd00::1]:1")) == "[fd00::1]:1");
+  CHECK(host_and_port(parse_endpoint_url("http://[fe80::1%25eth0]")) == "[fe80::1]:2379");
 }
 
 // ---- holder records
@@ -411,4 +504,450 @@ TEST_CASE("read_watch_line: the lines of a watch stream", "[answers]") {
   CHECK(read_watch_line(R"({"error":{"grpc_code":7,"message":"etcdserver: permission denied"}})")
             .news == WatchNews::refused);
   CHECK(read_watch_line("garbage").news == WatchNews::ended);
+}
+
+// ---- the HTTP transport
+
+TEST_CASE("make_endpoint: usable http, https not yet, bad URLs", "[http]") {
+  const Endpoint plain = make_endpoint("http://127.0.0.1:2379");
+  CHECK(plain.url == "http://127.0.0.1:2379");
+  CHECK(plain.authority == "127.0.0.1:2379");
+  CHECK(plain.unusable.empty());
+
+  const Endpoint tls = make_endpoint("https://etcd1:2379");
+  CHECK(tls.parts.https);
+  CHECK(tls.unusable == "https endpoints need TLS support (not built yet)");
+
+  CHECK(make_endpoint("http://h:2379/prefix").unusable ==
+        "not a usable endpoint URL: a path, query or fragment is not supported");
+}
+
+TEST_CASE("post_request: the bytes of one POST", "[http]") {
+  CHECK(post_request("10.0.0.1:2379", "/v3/kv/range", R"({"key":"YQ=="})") ==
+        "POST /v3/kv/range HTTP/1.1\r\n"
+        "Host: 10.0.0.1:2379\r\n"
+        "Content-Type: application/json\r\n"
+        "Content-Length: 14\r\n"
+        "\r\n"
+        R"({"key":"YQ=="})");
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// What FakeServer does with one request.
+struct Canned {
+  std::vector<std::string> parts; // written in turn, `pause` apart
+  std::chrono::milliseconds pause{0};
+  bool close = false; // then close the connection
+  bool hang = false;  // then answer nothing more, until the client closes the connection
+};
+
+// A loopback HTTP/1.1 server on a thread of its own, one connection at a time: each
+// request (headers and a Content-Length body) gets what `respond` returns for it.
+class FakeServer {
+public:
+  using Respond = std::function<Canned(std::size_t index)>;
+
+  explicit FakeServer(Respond respond)
+      : m_respond(std::move(respond)),
+        m_listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    REQUIRE(::bind(m_listener, reinterpret_cast<sockaddr*>(&address), length) == 0);
+    REQUIRE(::listen(m_listener, 8) == 0);
+    REQUIRE(::getsockname(m_listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    m_port = ntohs(address.sin_port);
+    m_thread = std::thread([this] { serve(); });
+  }
+  ~FakeServer() {
+    m_stop = true;
+    m_thread.join();
+    ::close(m_listener);
+  }
+  FakeServer(const FakeServer&) = delete;
+  FakeServer& operator=(const FakeServer&) = delete;
+
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(m_port);
+  }
+  int connections() const {
+    return m_connections;
+  }
+  // Connections the client closed while the server still had them open.
+  int closed_by_client() const {
+    return m_closed_by_client;
+  }
+  std::vector<std::string> requests() const {
+    const std::lock_guard<std::mutex> lock(m_mutex);
+    return m_requests;
+  }
+
+private:
+  // Whether `fd` became readable within 10 ms; false once told to stop.
+  bool readable(int fd) const {
+    pollfd entry{fd, POLLIN, 0};
+    return !m_stop && ::poll(&entry, 1, 10) > 0;
+  }
+
+  void serve() {
+    while (!m_stop) {
+      if (!readable(m_listener)) {
+        continue;
+      }
+      const int connection = ::accept4(m_listener, nullptr, nullptr, SOCK_CLOEXEC);
+      ++m_connections;
+      talk(connection);
+      ::close(connection);
+    }
+  }
+
+  // The next request on `connection`, or nullopt at its end.
+  std::optional<std::string> read_request(int connection, std::string& pending) const {
+    while (true) {
+      const auto head_end = pending.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        const auto field = pending.find("Content-Length: ");
+        const std::size_t body = field < head_end ? std::stoul(pending.substr(field + 16)) : 0;
+        if (pending.size() >= head_end + 4 + body) {
+          std::string request = pending.substr(0, head_end + 4 + body);
+          pending.erase(0, request.size());
+          return request;
+        }
+      }
+      if (m_stop) {
+        return std::nullopt;
+      }
+      if (!readable(connection)) {
+        continue;
+      }
+      std::array<char, 4096> buffer{};
+      const ssize_t count = ::read(connection, buffer.data(), buffer.size());
+      if (count <= 0) {
+        return std::nullopt;
+      }
+      pending.append(buffer.data(), static_cast<std::size_t>(count));
+    }
+  }
+
+  void talk(int connection) {
+    std::string pending;
+    while (const auto request = read_request(connection, pending)) {
+      std::size_t index = 0;
+      {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        index = m_requests.size();
+        m_requests.push_back(*request);
+      }
+      const Canned canned = m_respond(index);
+      for (const std::string& part : canned.parts) {
+        if (part != canned.parts.front()) {
+          std::this_thread::sleep_for(canned.pause);
+        }
+        static_cast<void>(::send(connection, part.data(), part.size(), MSG_NOSIGNAL));
+      }
+      if (canned.close) {
+        return;
+      }
+      if (canned.hang) {
+        std::array<char, 256> buffer{};
+        while (!m_stop) {
+          if (readable(connection) && ::read(connection, buffer.data(), buffer.size()) <= 0) {
+            ++m_closed_by_client;
+            return;
+          }
+        }
+        return;
+      }
+    }
+    if (!m_stop) {
+      ++m_closed_by_client;
+    }
+  }
+
+  Respond m_respond;
+  int m_listener = -1;
+  std::uint16_t m_port = 0;
+  std::atomic<bool> m_stop{false};
+  std::atomic<int> m_connections{0};
+  std::atomic<int> m_closed_by_client{0};
+  mutable std::mutex m_mutex;
+  std::vector<std::string> m_requests;
+  std::thread m_thread;
+};
+
+std::string ok_answer(std::string_view body, std::string_view extra_headers = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + std::string(extra_headers) +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+// Runs `multi` until `transfer` finished, or `limit` passed; returns whether it finished.
+bool pump(Multi& multi, const Transfer& transfer, std::chrono::milliseconds limit = 3s) {
+  const auto until = Clock::now() + limit;
+  while (transfer.running() && Clock::now() < until) {
+    multi.wait(-1, 20);
+    static_cast<void>(multi.finished());
+  }
+  return !transfer.running();
+}
+
+long elapsed_ms(Clock::time_point since) {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count());
+}
+
+// A loopback port nobody listens on.
+std::uint16_t closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+constexpr Timeouts k_test_timeouts{1000, 2000};
+
+} // namespace
+
+TEST_CASE("Transfer: answers, whatever their status, on one kept connection", "[http]") {
+  FakeServer server([](std::size_t index) {
+    if (index == 1) {
+      return Canned{{"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!"}};
+    }
+    return Canned{{ok_answer(R"({"n":)" + std::to_string(index) + "}")}};
+  });
+  Multi multi;
+  Transfer transfer(multi);
+  const Endpoint endpoint = make_endpoint(server.url());
+  for (std::size_t i = 0; i < 3; ++i) {
+    transfer.prepare(endpoint, "/v3/kv/range", R"({"key":"YQ=="})", k_test_timeouts);
+    multi.start(transfer);
+    CHECK(transfer.running());
+    REQUIRE(pump(multi, transfer));
+    CHECK(transfer.result() == TransferResult::ok);
+    CHECK(transfer.url() == server.url() + "/v3/kv/range");
+    if (i == 1) {
+      CHECK(transfer.http_status() == 404);
+      CHECK(transfer.answer() == "nope!");
+    } else {
+      CHECK(transfer.http_status() == 200);
+      CHECK(transfer.answer() == R"({"n":)" + std::to_string(i) + "}");
+    }
+  }
+  CHECK(server.connections() == 1);
+  const auto requests = server.requests();
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[2] == post_request(endpoint.authority, "/v3/kv/range", R"({"key":"YQ=="})"));
+}
+
+TEST_CASE("Transfer: a new connection when the server closed the kept one", "[http]") {
+  // 0: says it closes; 1: closes without saying so; 2: keeps it; 3: on the same one.
+  FakeServer server([](std::size_t index) {
+    if (index == 0) {
+      return Canned{{ok_answer("{}", "Connection: close\r\n")}, 0ms, true};
+    }
+    return Canned{{ok_answer("{}")}, 0ms, index == 1};
+  });
+  Multi multi;
+  Transfer transfer(multi);
+  for (int i = 0; i < 4; ++i) {
+    transfer.prepare(make_endpoint(server.url()), "/v3/lease/grant", "{}", k_test_timeouts);
+    multi.start(transfer);
+    REQUIRE(pump(multi, transfer));
+    CHECK(transfer.result() == TransferResult::ok);
+    CHECK(transfer.http_status() == 200);
+    // The next request must not race the server's close of this connection.
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(server.connections() == 3);
+}
+
+TEST_CASE("Transfer: a chunked stream is handed over line by line as it comes", "[http]") {
+  FakeServer server([](std::size_t) {
+    return Canned{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                   "6\r\nfirst\n\r\n",
+                   "3\r\nsec\r\n",
+                   "8\r\nond\nthir\r\n",
+                   "1\r\nd\r\n0\r\n\r\n"},
+                  150ms};
+  });
+  Multi multi;
+  Transfer transfer(multi);
+  std::vector<std::string> lines;
+  std::vector<bool> while_running;
+  transfer.prepare(make_endpoint(server.url()),
+                   "/v3/watch",
+                   "{}",
+                   Timeouts{1000, 0},
+                   [&](std::string_view line) {
+                     lines.emplace_back(line);
+                     while_running.push_back(transfer.running());
+                   });
+  multi.start(transfer);
+  // The first line comes before the stream ends.
+  const auto until = Clock::now() + 3s;
+  while (lines.empty() && Clock::now() < until) {
+    multi.wait(-1, 20);
+    static_cast<void>(multi.finished());
+  }
+  CHECK(lines == std::vector<std::string>{"first"});
+  CHECK(transfer.running());
+  REQUIRE(pump(multi, transfer));
+  CHECK(transfer.result() == TransferResult::ok);
+  CHECK(lines == std::vector<std::string>{"first", "second", "third"});
+  CHECK(while_running == std::vector<bool>{true, true, false}); // the last one at the end
+}
+
+TEST_CASE("Transfer: stopping a stream closes its connection", "[http]") {
+  FakeServer server([](std::size_t) {
+    return Canned{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"}, 0ms, false, true};
+  });
+  Multi multi;
+  Transfer transfer(multi);
+  int lines = 0;
+  transfer.prepare(make_endpoint(server.url()),
+                   "/v3/watch",
+                   "{}",
+                   Timeouts{1000, 0},
+                   [&lines](std::string_view) { ++lines; });
+  multi.start(transfer);
+  const auto until = Clock::now() + 3s;
+  while (server.requests().empty() && Clock::now() < until) {
+    multi.wait(-1, 20);
+  }
+  multi.wait(-1, 50);
+  multi.stop(transfer);
+  CHECK_FALSE(transfer.running());
+  CHECK(transfer.result() == TransferResult::aborted);
+  multi.wait(-1, 20);
+  CHECK(multi.finished().empty());
+  const auto closed_until = Clock::now() + 3s;
+  while (server.closed_by_client() == 0 && Clock::now() < closed_until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(server.closed_by_client() == 1);
+  CHECK(lines == 0);
+}
+
+TEST_CASE("Transfer: no answer within total_ms", "[http]") {
+  FakeServer server([](std::size_t) { return Canned{{}, 0ms, false, true}; });
+  Multi multi;
+  Transfer transfer(multi);
+  transfer.prepare(make_endpoint(server.url()), "/v3/kv/range", "{}", Timeouts{1000, 200});
+  const auto start = Clock::now();
+  multi.start(transfer);
+  REQUIRE(pump(multi, transfer));
+  CHECK(elapsed_ms(start) >= 200);
+  CHECK(elapsed_ms(start) < 1000);
+  CHECK(transfer.result() == TransferResult::timed_out);
+  CHECK(transfer.transport_error() == "no answer within 200 ms");
+}
+
+TEST_CASE("Transfer: a refused port fails at once", "[http]") {
+  Multi multi;
+  Transfer transfer(multi);
+  transfer.prepare(make_endpoint("http://127.0.0.1:" + std::to_string(closed_port())),
+                   "/v3/kv/range",
+                   "{}",
+                   k_test_timeouts);
+  const auto start = Clock::now();
+  multi.start(transfer);
+  REQUIRE(pump(multi, transfer));
+  CHECK(elapsed_ms(start) < 500);
+  CHECK(transfer.result() == TransferResult::unreachable);
+  CHECK(transfer.transport_error() == "Connection refused");
+}
+
+TEST_CASE("Transfer: a name is looked up; an https endpoint fails", "[http]") {
+  FakeServer server([](std::size_t) { return Canned{{ok_answer("{}")}}; });
+  Multi multi;
+  Transfer transfer(multi);
+  const std::string port = server.url().substr(server.url().rfind(':'));
+  transfer.prepare(make_endpoint("http://localhost" + port), "/v3/kv/range", "{}", k_test_timeouts);
+  multi.start(transfer);
+  REQUIRE(pump(multi, transfer));
+  CHECK(transfer.result() == TransferResult::ok);
+  CHECK(transfer.http_status() == 200);
+  CHECK(server.requests().at(0).find("\r\nHost: localhost" + port + "\r\n") != std::string::npos);
+
+  transfer.prepare(
+      make_endpoint("https://localhost" + port), "/v3/kv/range", "{}", k_test_timeouts);
+  multi.start(transfer);
+  REQUIRE(pump(multi, transfer));
+  CHECK(transfer.result() == TransferResult::unusable);
+  CHECK(transfer.transport_error() == "https endpoints need TLS support (not built yet)");
+  CHECK(server.requests().size() == 1);
+}
+
+TEST_CASE("Transfer: what is not HTTP", "[http]") {
+  FakeServer server([](std::size_t) { return Canned{{"SSH-2.0-OpenSSH_9.2\r\n\r\n"}, 0ms, true}; });
+  Multi multi;
+  Transfer transfer(multi);
+  transfer.prepare(make_endpoint(server.url()), "/v3/kv/range", "{}", k_test_timeouts);
+  multi.start(transfer);
+  REQUIRE(pump(multi, transfer));
+  CHECK(transfer.result() == TransferResult::broken);
+  CHECK(transfer.transport_error().starts_with("not an HTTP answer: "));
+}
+
+TEST_CASE("Multi::wait: the extra descriptor, readable or hung up, and the time limit", "[http]") {
+  std::array<int, 2> ends{};
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends.data()) == 0);
+  {
+    Multi multi;
+    auto start = Clock::now();
+    CHECK_FALSE(multi.wait(ends[0], 50));
+    CHECK(elapsed_ms(start) >= 50);
+
+    CHECK(::write(ends[1], "release\n", 8) == 8);
+    start = Clock::now();
+    CHECK(multi.wait(ends[0], 2000));
+    CHECK(elapsed_ms(start) < 500);
+    std::array<char, 16> buffer{};
+    CHECK(::read(ends[0], buffer.data(), buffer.size()) == 8);
+    CHECK_FALSE(multi.wait(ends[0], 0));
+
+    ::close(ends[1]);
+    start = Clock::now();
+    CHECK(multi.wait(ends[0], 2000));
+    CHECK(elapsed_ms(start) < 500);
+  }
+  CHECK(::fcntl(ends[0], F_GETFD) != -1); // watched, never closed
+  ::close(ends[0]);
+}
+
+TEST_CASE("Channel on a non-blocking socket (as the event loop leaves it)", "[channel]") {
+  std::array<int, 2> ends{};
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, ends.data()) == 0);
+  Channel channel(ends[0]);
+  CHECK(channel.receive() == Channel::Heard::nothing); // nothing to read yet
+
+  // A full socket: send() waits for room instead of taking loto for gone.
+  const std::string filler(4096, 'x');
+  while (::write(ends[0], filler.data(), filler.size()) > 0) {
+  }
+  std::thread reader([&ends] {
+    std::this_thread::sleep_for(100ms);
+    std::array<char, 65536> buffer{};
+    while (::read(ends[1], buffer.data(), buffer.size()) > 0) {
+    }
+  });
+  CHECK(channel.send({"renewed", "123"}));
+  reader.join();
+
+  CHECK(::write(ends[1], "rel", 3) == 3);
+  CHECK(channel.receive() == Channel::Heard::nothing);
+  CHECK(::write(ends[1], "ease\n", 5) == 5);
+  CHECK(channel.receive() == Channel::Heard::release);
+  ::close(ends[1]);
+  CHECK(channel.receive() == Channel::Heard::end);
+  ::close(ends[0]);
 }

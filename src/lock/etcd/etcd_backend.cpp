@@ -85,7 +85,8 @@ std::string helper_path() {
   const ssize_t size = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
   if (size > 0) {
     std::string beside(self.data(), static_cast<std::size_t>(size));
-    beside = beside.substr(0, beside.rfind('/') + 1) + "loto-etcd";
+    beside.resize(beside.rfind('/') + 1);
+    beside += "loto-etcd";
     if (::access(beside.c_str(), X_OK) == 0) {
       return beside;
     }
@@ -129,8 +130,8 @@ public:
       // Not the caller's stdin, stdout or stderr: the helper may outlive loto by a moment
       // (revoking a lease), and must not keep a pipe such as $(loto ...) open meanwhile.
       const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-      for (int fd = 0; fd <= 2; ++fd) {
-        ::dup2(null_fd, fd);
+      for (int standard_fd = 0; standard_fd <= 2; ++standard_fd) {
+        ::dup2(null_fd, standard_fd);
       }
       // Nothing from loto's environment: the helper connects to the configured endpoints
       // directly (no proxy variables), and the plan is all it needs.

@@ -4,6 +4,7 @@
 #include "lock/etcd/protocol.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <array>
@@ -31,6 +32,13 @@ bool Channel::send(std::initializer_list<std::string_view> fields) const {
   while (!rest.empty()) {
     const ssize_t written = write(m_fd, rest.data(), rest.size());
     if (written < 0 && errno == EINTR) {
+      continue;
+    }
+    if (written < 0 && errno == EAGAIN) { // EWOULDBLOCK is EAGAIN on Linux
+      // The event loop watches the descriptor, which makes it non-blocking: wait for room
+      // as a blocking write would.
+      pollfd room{m_fd, POLLOUT, 0};
+      static_cast<void>(poll(&room, 1, -1));
       continue;
     }
     if (written <= 0) {

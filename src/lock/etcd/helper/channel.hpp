@@ -16,8 +16,9 @@ public:
     return m_fd;
   }
 
-  // Sends one message: `fields` joined by tabs, each made one line, then '\n'. Returns
-  // false if loto is gone (the write failed; SIGPIPE is ignored).
+  // Sends one message: `fields` joined by tabs, each made one line, then '\n'; waits for
+  // room if the socket is full. Returns false if loto is gone (the write failed; SIGPIPE
+  // is ignored).
   bool send(std::initializer_list<std::string_view> fields) const;
 
   enum class Heard {
@@ -25,7 +26,8 @@ public:
     release, // loto said "release"
     end,     // end of file or a read error: loto is gone
   };
-  // Reads what loto sent, once poll() has found the descriptor ready.
+  // Reads what loto sent, once poll() has found the descriptor ready (it may be
+  // non-blocking: nothing to read is Heard::nothing).
   Heard receive();
 
 private:

@@ -2,19 +2,23 @@
 
 namespace loto::etcd_helper {
 
-EtcdClient::EtcdClient(std::vector<std::string> endpoints) : m_endpoints(std::move(endpoints)) {}
+EtcdClient::EtcdClient(std::vector<std::string> endpoints) {
+  for (std::string& url : endpoints) {
+    m_endpoints.push_back(make_endpoint(std::move(url)));
+  }
+}
 
 void EtcdClient::start(Transfer& transfer,
                        std::string_view path,
-                       std::string body,
+                       std::string_view body,
                        Timeouts timeouts,
                        LineHandler on_line) {
-  transfer.prepare(current() + std::string(path), std::move(body), timeouts, std::move(on_line));
+  transfer.prepare(m_endpoints[m_current], path, body, timeouts, std::move(on_line));
   m_multi.start(transfer);
 }
 
 Reply EtcdClient::reply(const Transfer& transfer) {
-  if (transfer.result() != CURLE_OK) {
+  if (transfer.result() != TransferResult::ok) {
     return {ReplyKind::unavailable, nullptr, transfer.transport_error(), 0};
   }
   return classify_reply(transfer.http_status(), transfer.answer());
@@ -28,8 +32,8 @@ void EtcdClient::fail_over(std::string reason) {
 
 std::string EtcdClient::unreachable_message() const {
   std::string urls;
-  for (const std::string& url : m_endpoints) {
-    urls += (urls.empty() ? "" : ", ") + url;
+  for (const Endpoint& endpoint : m_endpoints) {
+    urls += (urls.empty() ? "" : ", ") + endpoint.url;
   }
   return "cannot reach etcd at " + urls + ": " + m_last_reason;
 }

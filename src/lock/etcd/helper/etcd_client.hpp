@@ -1,5 +1,5 @@
 // The etcd cluster as the helper sees it: its endpoints, which one is current, and the
-// multi handle every request runs on. Any member serves every request loto makes, so on
+// Multi every request runs on. Any member serves every request loto makes, so on
 // trouble (no answer, 503, "transport is closing") the next endpoint becomes current and
 // stays current while it answers.
 #pragma once
@@ -25,7 +25,7 @@ public:
   // Starts a POST of `body` to `path` ("/v3/kv/range") on the current endpoint.
   void start(Transfer& transfer,
              std::string_view path,
-             std::string body,
+             std::string_view body,
              Timeouts timeouts,
              LineHandler on_line = {});
 
@@ -39,7 +39,7 @@ public:
     return m_endpoints.size();
   }
   const std::string& current() const {
-    return m_endpoints[m_current];
+    return m_endpoints[m_current].url;
   }
   // Grows with every fail_over(): a watch started before the count changed may be
   // talking to a member the other requests gave up on.
@@ -50,7 +50,7 @@ public:
   std::string unreachable_message() const;
 
 private:
-  std::vector<std::string> m_endpoints;
+  std::vector<Endpoint> m_endpoints;
   std::size_t m_current = 0;
   std::uint64_t m_failovers = 0;
   std::string m_last_reason;

@@ -1,13 +1,15 @@
-// A thin layer over libcurl's multi interface: one Transfer per kind of request (its easy
-// handle is kept, so its settings are, and the multi handle's connection cache is shared
-// by all of them), and a Multi that runs them and waits on one extra descriptor too.
-// Everything runs on one thread; curl is told never to use signals.
+// HTTP/1.1 POSTs to etcd's gateway on Boost.Asio and Boost.Beast (header-only, so the
+// helper loads nothing but libc): one Transfer per kind of request, each keeping its own
+// connection open between requests, and a Multi that runs them all on one thread and one
+// io_context, and waits on one extra descriptor too (loto's socket). Asio and Beast stay
+// inside http.cpp: nothing else includes them.
 #pragma once
 
-#include <curl/curl.h>
+#include "lock/etcd/helper/codec.hpp"
 
-#include <array>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,60 +17,71 @@
 namespace loto::etcd_helper {
 
 struct Timeouts {
-  long connect_ms = 0;
-  long total_ms = 0; // 0: no limit (streams)
+  long connect_ms = 0; // 0: no limit of its own
+  long total_ms = 0;   // 0: no limit (streams)
 };
 
-// Called with each complete line of a streamed answer, without its '\n'.
+// Called with each complete line of a streamed answer, without its '\n'. It must not start
+// or stop the transfer it serves (it runs inside that transfer's read).
 using LineHandler = std::function<void(std::string_view)>;
 
-// One HTTP POST at a time on a kept easy handle.
+// Where requests go: one endpoint URL taken apart, or why it cannot be used.
+struct Endpoint {
+  std::string url;       // as given, for messages: "http://10.0.0.1:2379"
+  EndpointUrl parts;     // scheme, host, port
+  std::string authority; // HOST:PORT for the Host header
+  std::string unusable;  // not empty: why no request can go there (every request fails)
+};
+Endpoint make_endpoint(std::string url);
+
+// The bytes of a POST of the JSON `body` to `path` on `authority` (HOST:PORT).
+std::string post_request(std::string_view authority, std::string_view path, std::string_view body);
+
+// How a transfer ended.
+enum class TransferResult {
+  ok,          // an HTTP answer came back, whatever its status
+  unreachable, // the name did not resolve, or no connection could be made
+  timed_out,   // no connection within connect_ms, or no whole answer within total_ms
+  broken,      // the connection failed or closed before the whole answer, or it was not HTTP
+  unusable,    // the endpoint cannot be used (Endpoint::unusable)
+  aborted,     // Multi::stop()
+};
+
+class Multi;
+
+// One HTTP POST at a time, on a connection kept open from one request to the next
+// (HTTP/1.1 keep-alive; a new one when the server closed it or the endpoint changed).
 class Transfer {
 public:
-  Transfer();
+  explicit Transfer(Multi& multi);
   ~Transfer();
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;
 
-  // Sets up a POST of the JSON `body` to `url`. With `on_line`, the answer is handed over
-  // line by line as it arrives (for streams) instead of being collected.
-  void prepare(std::string url, std::string body, Timeouts timeouts, LineHandler on_line = {});
+  // Sets up a POST of the JSON `body` to `path` on `endpoint`. With `on_line`, the answer
+  // is handed over line by line as it arrives (for streams) instead of being collected.
+  void prepare(const Endpoint& endpoint,
+               std::string_view path,
+               std::string_view body,
+               Timeouts timeouts,
+               LineHandler on_line = {});
 
-  bool running() const {
-    return m_running;
-  }
-  const std::string& url() const {
-    return m_url;
-  }
-  // After it finished: CURLE_OK if an HTTP answer came back (whatever its status).
-  CURLcode result() const {
-    return m_result;
-  }
-  long http_status() const {
-    return m_status;
-  }
-  const std::string& answer() const {
-    return m_answer;
-  }
-  // Why no answer came back, one line.
+  // From Multi::start() until Multi::finished() returned it, or Multi::stop().
+  bool running() const;
+  const std::string& url() const;
+  // After it finished: ok if an HTTP answer came back (whatever its status).
+  TransferResult result() const;
+  long http_status() const;
+  const std::string& answer() const;
+  // Why no answer came back, one line ("Connection refused").
   std::string transport_error() const;
 
 private:
   friend class Multi;
-  static std::size_t on_data(char* data, std::size_t size, std::size_t count, void* self);
-  void deliver_lines(bool at_end);
-  void finish(CURLcode result);
+  struct Core; // the connection and the request in flight (http.cpp)
+  void finish();
 
-  CURL* m_easy = nullptr;
-  curl_slist* m_headers = nullptr;
-  std::string m_url;
-  std::string m_body;
-  std::string m_answer;
-  LineHandler m_on_line;
-  bool m_running = false;
-  CURLcode m_result = CURLE_OK;
-  long m_status = 0;
-  std::array<char, CURL_ERROR_SIZE> m_error{};
+  std::shared_ptr<Core> m_core; // shared with the handlers of the operations in flight
 };
 
 // Runs transfers side by side.
@@ -84,15 +97,18 @@ public:
   // Abandons `transfer` if it is running (its connection is closed).
   void stop(Transfer& transfer);
 
-  // Waits until a transfer has work to do, `fd` (if not -1) is readable or hung up, or
-  // `timeout_ms` passed; then lets the transfers progress. Returns whether `fd` is ready.
+  // Waits until a transfer has finished or received lines, `fd` (if not -1) is readable or
+  // hung up, or `timeout_ms` passed; then lets the transfers progress. Returns whether
+  // `fd` is ready. `fd` is watched, never closed.
   bool wait(int fd, int timeout_ms);
 
   // The transfers that finished since the last call (no longer running).
   std::vector<Transfer*> finished();
 
 private:
-  CURLM* m_multi = nullptr;
+  friend class Transfer;
+  struct Impl; // the io_context (http.cpp)
+  std::unique_ptr<Impl> m_impl;
 };
 
 } // namespace loto::etcd_helper

@@ -10,7 +10,6 @@
 #include "lock/etcd/helper/session.hpp"
 #include "lock/etcd/protocol.hpp"
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -51,9 +50,6 @@ int usage_error(const std::string& message) {
 int run(Options options, bool socket_open) {
   Channel channel(socket_open ? proto::k_socket_fd : STDOUT_FILENO);
   try {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw std::runtime_error("curl_global_init failed");
-    }
     Session session(std::move(options), channel);
     return session.run();
   } catch (const std::exception& error) {

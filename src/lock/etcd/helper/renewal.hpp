@@ -53,7 +53,7 @@ private:
   [[noreturn]] void give_up() const;
 
   EtcdClient& m_etcd;
-  Transfer m_transfer;
+  Transfer m_transfer{m_etcd.multi()};
   std::int64_t m_lease;
   std::int64_t m_ttl_ms;
   std::int64_t m_interval_ns;

@@ -20,6 +20,9 @@ constexpr Timeouts k_ordinary_timeouts{1000, 2000};
 constexpr Timeouts k_stream_timeouts{1000, 0};
 // Clean-up after a failure: the news is out, do not make loto wait long for our exit.
 constexpr Timeouts k_cleanup_timeouts{1000, 1000};
+// Revoking for loto, which gave the lock up (it waits 3 s at most for "released") or is
+// gone while we were queued: short, so that one black-holed endpoint costs one second.
+constexpr Timeouts k_release_timeouts{1000, 1000};
 
 // With a lease to keep, a main-flow request that no endpoint answered is tried again
 // after this pause (the renewal decides when the lease is beyond saving).
@@ -188,7 +191,8 @@ bool Session::watch_until_deleted(const std::string& key, std::int64_t from_revi
   }
   std::string reason = news.message;
   if (reason.empty()) {
-    reason = m_watch.result() == CURLE_OK ? "the watch stream ended" : m_watch.transport_error();
+    reason = m_watch.result() == TransferResult::ok ? "the watch stream ended"
+                                                    : m_watch.transport_error();
   }
   m_etcd.fail_over(reason);
   return false;
@@ -294,9 +298,12 @@ void Session::tell(std::initializer_list<std::string_view> fields) {
 
 // ---- Endings.
 
+// loto gave the lock up. A request in flight is abandoned: before the grant no key can
+// exist (a lease granted meanwhile, unknown to us, expires with nothing attached), so the
+// answer is at once.
 int Session::end_released() {
   stop_background();
-  revoke_lease(k_ordinary_timeouts);
+  revoke_lease(k_release_timeouts);
   m_channel.send({proto::k_released});
   return 0;
 }
@@ -308,7 +315,7 @@ int Session::end_loto_gone() {
     return 0;
   }
   stop_background();
-  revoke_lease(k_ordinary_timeouts);
+  revoke_lease(k_release_timeouts);
   return 0;
 }
 

@@ -6,7 +6,7 @@
 //   - a waiter watches only the key right ahead of it until that one is deleted, then
 //     looks again (etcd's waitDeletes), and finally checks its own key is still there.
 // Everything happens on one thread: the request of the main flow, the watch, the lease
-// renewal and descriptor 3 are all served by one curl multi handle's poll.
+// renewal and descriptor 3 are all served by one event loop (Multi, an asio io_context).
 #pragma once
 
 #include "lock/etcd/helper/channel.hpp"
@@ -74,8 +74,8 @@ private:
   Options m_options;
   Channel& m_channel;
   EtcdClient m_etcd;
-  Transfer m_main;  // the one request of the main flow at a time
-  Transfer m_watch; // the watch stream while queued
+  Transfer m_main{m_etcd.multi()};  // the one request of the main flow at a time
+  Transfer m_watch{m_etcd.multi()}; // the watch stream while queued
   std::unique_ptr<Renewal> m_renewal;
   bool m_listening = false; // reading descriptor 3 for "release" and end of file
 
