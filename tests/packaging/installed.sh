@@ -320,8 +320,8 @@ print(*[x.getsockname()[1] for x in s])')
   kill "$holder" 2>/dev/null || true
   wait "$holder" 2>/dev/null || true
   holder=
-  kill "$etcd_pid" 2>/dev/null
-  wait "$etcd_pid" 2>/dev/null
+  kill "$etcd_pid" 2>/dev/null || true
+  wait "$etcd_pid" 2>/dev/null || true
   etcd_pid=
   expect_status 69 "etcd stopped: a fleet lock exits 69" $loto -L fleet -- true
   cp "$tmp/edited.yaml" /etc/loto.yaml
