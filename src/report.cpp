@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include "error.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -43,8 +44,13 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
   };
   row("NAME", "LOCK", "POLICY", "DESCRIPTION", "STATE");
   for (const auto& resource : plan.resources) {
-    const auto holder = backend.find_holder(resource.target);
-    const std::string state = holder ? "held by " + describe_holder(*holder) : "free";
+    std::string state;
+    try {
+      const auto holder = backend.find_holder(resource.target);
+      state = holder ? "held by " + describe_holder(*holder) : "free";
+    } catch (const Error& error) {
+      state = std::string("unknown: ") + error.what();
+    }
     row(resource.name, escape(resource.target.path), resource.policy, escape(resource.description), state);
   }
 }

@@ -107,7 +107,8 @@ public:
   // Takes `target`, waiting as `wait` allows. Throws Error(cannot_create) when the lock
   // cannot be opened and Error(unsafe) when it is refused for safety.
   virtual AcquireResult acquire(const LockTarget& target, WaitControl& wait) = 0;
-  // Best-effort report of the current holder, for messages and --list.
+  // Best-effort report of the current holder, for messages and --list. A backend that
+  // must ask a service may throw Error(unavailable) when it cannot.
   virtual std::optional<LockHolder> find_holder(const LockTarget& target) const = 0;
 };
 

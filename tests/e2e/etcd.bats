@@ -535,6 +535,11 @@ EOF
     one_line "$stderr"
     [[ "$stderr" == "loto: error: cannot reach etcd at $u1, $u2: "* ]]
   done
+  # --list does not guess "free" for a lock it cannot see.
+  run --separate-stderr "$LOTO" --config "$f" --list
+  [ "$status" -eq 0 ]
+  [[ "$(grep "^$R " <<<"$output")" == *" unknown: cannot reach etcd at $u1, $u2: "* ]]
+  [[ "$(grep "^cpu " <<<"$output")" == *" free" ]]
 }
 
 @test "black-holed endpoint: 69 after about 1-2 s, nothing run, one-line error naming it" {

@@ -419,7 +419,11 @@ public:
     Helper helper(helper_arguments(target, "--inspect"));
     const auto message = helper.next({});
     if (!message || message->verb != protocol::k_holders) {
-      return std::nullopt;
+      // "free" would be a guess: say that nobody knows.
+      throw Error(exit_code::unavailable,
+                  message && message->verb == protocol::k_failed
+                      ? message->field(1)
+                      : "the etcd helper ended without an answer");
     }
     const int count = std::stoi(message->field(0));
     if (count == 0) {
