@@ -234,10 +234,12 @@ public:
     for_each_entry(
         root,
         "the top level",
-        {"lock_dir", "defaults", "logging", "etcd", "resources"},
+        {"lock_dir", "metrics_dir", "defaults", "logging", "etcd", "resources"},
         [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
           if (key == "lock_dir") {
             config.lock_dir = read_path(value, "lock_dir");
+          } else if (key == "metrics_dir") {
+            config.metrics_dir = read_path(value, "metrics_dir");
           } else if (key == "defaults") {
             config.defaults = read_policy(value, "defaults", false, nullptr);
           } else if (key == "logging") {
@@ -584,6 +586,7 @@ Config parse_config(std::string_view text, const std::string& file_name) {
 
 void merge_config(Config& base, Config later) {
   override_with(base.lock_dir, later.lock_dir);
+  override_with(base.metrics_dir, later.metrics_dir);
   override_policy(base.defaults, later.defaults);
   override_with(base.logging.syslog, later.logging.syslog);
   override_with(base.logging.facility, later.logging.facility);

@@ -50,6 +50,7 @@ struct EtcdSettings {
 
 struct Config {
   std::optional<Sourced<std::string>> lock_dir;
+  std::optional<Sourced<std::string>> metrics_dir; // node_exporter's textfile directory
   EtcdSettings etcd;
   PolicySettings defaults;
   LoggingSettings logging;

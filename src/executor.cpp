@@ -1,6 +1,7 @@
 #include "executor.hpp"
 
 #include "error.hpp"
+#include "metrics.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -127,12 +128,34 @@ void debug_plan(const Plan& plan, Log& log) {
             "; lock passed to the command: " + (plan.inherit_lock ? "yes" : "no"));
 }
 
-} // namespace
+double seconds(std::chrono::nanoseconds duration) {
+  return std::chrono::duration<double>(duration).count();
+}
 
-int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
-  if (log.shows_debug()) {
-    debug_plan(plan, log);
+double unix_now() {
+  return seconds(std::chrono::system_clock::now().time_since_epoch());
+}
+
+// The outcome a lock that was not taken counts as in the metrics.
+const char* outcome_of(AcquireStatus status) {
+  switch (status) {
+  case AcquireStatus::busy:
+    return "busy";
+  case AcquireStatus::timed_out:
+    return "timeout";
+  case AcquireStatus::interrupted:
+    return "interrupted";
+  default:
+    return "error";
   }
+}
+
+// Takes the locks, runs the command and reports; `run` gets what the metrics count.
+int run_under_locks(const Plan& plan,
+                    LockBackend& backend,
+                    Log& log,
+                    const SignalBaseline& baseline,
+                    RunRecord& run) {
   std::vector<std::unique_ptr<HeldLock>> held;
   std::chrono::milliseconds waited{};
   {
@@ -149,6 +172,8 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
       AcquireResult result = backend.acquire(target, session);
       if (result.status != AcquireStatus::acquired) {
         held.clear(); // release what was taken before reporting
+        run.outcome = outcome_of(result.status);
+        run.waited_seconds = seconds(session.elapsed());
         return report_not_acquired(
             plan, target, result.status, result.message, session, backend, log);
       }
@@ -157,8 +182,10 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
     // From here on, stop signals wait in the queue for the supervisor to forward.
     block_supervised_signals(baseline);
     waited = session.elapsed();
+    run.waited_seconds = seconds(waited);
     if (const int signal = session.interrupt_signal(); signal != 0) {
       held.clear();
+      run.outcome = "interrupted";
       log.notice("interrupted by " + signal_name(signal) +
                  " while taking the lock; the command was not run");
       log.audit(Log::Severity::warning,
@@ -188,6 +215,7 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
 
   const auto held_since = Clock::now();
   const CommandOutcome outcome = run_command(spec, baseline, [&](pid_t pid) {
+    run.started_at = unix_now();
     // Reported once the command is on its way, so logging never delays the job.
     if (log.shows_progress()) {
       log.progress("acquired " +
@@ -203,6 +231,11 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
   });
   // Release at once: the next job should not wait for loto's own bookkeeping.
   held.clear();
+  run.held_seconds = seconds(Clock::now() - held_since);
+  run.outcome = outcome.lost_reason.empty() ? "ran" : "lost";
+  if (outcome.lost_reason.empty() && outcome.exit_status == 0) {
+    run.succeeded_at = unix_now();
+  }
 
   const std::string held_ms = milliseconds_since(held_since);
   Fields fields{{"resource", plan.lock_names},
@@ -232,6 +265,42 @@ int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseli
   }
   log.audit(Log::Severity::info, "finished", fields);
   return outcome.exit_status;
+}
+
+} // namespace
+
+int execute(const Plan& plan, LockBackend& backend, Log& log, const SignalBaseline& baseline) {
+  if (log.shows_debug()) {
+    debug_plan(plan, log);
+  }
+  RunRecord run;
+  for (const auto& lock : plan.locks) {
+    run.resources.push_back(lock.name);
+  }
+  const auto record = [&] {
+    if (plan.metrics_dir.empty()) {
+      return;
+    }
+    // The job's outcome stands whatever happens here: a warning record at most.
+    if (const auto problem = record_run(plan.metrics_dir, run)) {
+      if (log.shows_progress()) {
+        log.progress("metrics not written: " + *problem);
+      }
+      log.audit(Log::Severity::warning,
+                "metrics_failed",
+                {{"resource", plan.lock_names}, {"message", *problem}});
+    }
+  };
+  try {
+    run.exit_status = run_under_locks(plan, backend, log, baseline, run);
+  } catch (const Error& error) {
+    run.outcome = "error";
+    run.exit_status = error.exit_code();
+    record();
+    throw;
+  }
+  record();
+  return run.exit_status;
 }
 
 } // namespace loto

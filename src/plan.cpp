@@ -283,6 +283,9 @@ Plan make_plan(const CliOptions& cli,
   plan.conflict_exit_code = conflict_code.value;
   plan.inherit_lock = inherit_lock.value;
   plan.etcd = etcd;
+  Layered<std::string> metrics_dir{""};
+  metrics_dir.apply(config.metrics_dir);
+  plan.metrics_dir = metrics_dir.value;
 
   Layered<bool> syslog{true};
   Layered<std::string> facility{"user"};
@@ -302,6 +305,7 @@ Plan make_plan(const CliOptions& cli,
       {"waiting", describe_wait(limit.value), limit.origin},
       {"conflict_exit_code", std::to_string(conflict_code.value), conflict_code.origin},
       {"inherit_lock", on_off(inherit_lock.value), inherit_lock.origin},
+      {"metrics_dir", metrics_dir.value.empty() ? "none" : metrics_dir.value, metrics_dir.origin},
       {"logging.syslog", on_off(syslog.value), syslog.origin},
       {"logging.facility", facility.value, facility.origin},
       {"logging.ident", ident.value, ident.origin},

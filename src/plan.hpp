@@ -65,6 +65,7 @@ struct Plan {
   int conflict_exit_code = 75;
   bool inherit_lock = true; // the command's processes hold the lock too
   EtcdPlan etcd;
+  std::string metrics_dir; // where loto.prom goes; empty: no metrics
   LogPlan log;
   std::vector<std::string> command;
   std::vector<std::string> command_environment; // NAME=VALUE for the command
