@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "metrics.hpp"
+#include "status_line.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -128,6 +129,21 @@ void debug_plan(const Plan& plan, Log& log) {
             "; lock passed to the command: " + (plan.inherit_lock ? "yes" : "no"));
 }
 
+// The live waiting line, times first so that a narrow terminal cuts the holder's command:
+// "loto: waiting 12s (4m48s left) for resource 'db' (lock '/var/lock/loto.db'), held by
+// pid 42: backup.sh".
+std::string waiting_line(const std::string& waiting_for,
+                         std::chrono::milliseconds waited,
+                         const std::optional<Duration>& limit) {
+  std::string line =
+      "loto: waiting " + format_seconds(std::chrono::duration_cast<std::chrono::seconds>(waited));
+  if (limit) {
+    line += " (" + format_seconds(std::chrono::ceil<std::chrono::seconds>(*limit - waited)) +
+            " left)";
+  }
+  return line + " for " + waiting_for;
+}
+
 double seconds(std::chrono::nanoseconds duration) {
   return std::chrono::duration<double>(duration).count();
 }
@@ -160,16 +176,29 @@ int run_under_locks(const Plan& plan,
   std::chrono::milliseconds waited{};
   {
     WaitSession session(plan.wait_limit, baseline);
+    StatusLine status(plan.log.live_status);
+    std::string waiting_for; // the lock and its holder, while loto waits
+    const auto draw = [&] {
+      status.show(waiting_line(waiting_for, session.elapsed(), plan.wait_limit));
+    };
+    if (status.enabled()) {
+      session.on_tick(draw);
+    }
     for (const auto& target : plan.locks) {
-      if (log.shows_progress()) {
+      if (log.shows_progress() || status.enabled()) {
         session.on_wait_start([&] {
-          log.progress("waiting for " + describe(target) + held_by(backend.find_holder(target)));
+          waiting_for = describe(target) + held_by(backend.find_holder(target));
+          if (log.shows_progress()) {
+            log.progress("waiting for " + waiting_for);
+          }
+          draw();
         });
       }
       if (log.shows_debug()) {
         log.debug("locking " + describe(target));
       }
       AcquireResult result = backend.acquire(target, session);
+      status.clear(); // before any message or the command's output
       if (result.status != AcquireStatus::acquired) {
         held.clear(); // release what was taken before reporting
         run.outcome = outcome_of(result.status);

@@ -295,7 +295,16 @@ Plan make_plan(const CliOptions& cli,
   facility.apply(config.logging.facility);
   ident.apply(config.logging.ident);
   level.apply(config.logging.level);
-  plan.log = {syslog.value, facility.value, ident.value, level.value, cli.verbosity, cli.quiet};
+  // The live waiting line needs a terminal that can go back to the line's start.
+  const bool dumb_terminal =
+      std::find(environment.begin(), environment.end(), "TERM=dumb") != environment.end();
+  plan.log = {syslog.value,
+              facility.value,
+              ident.value,
+              level.value,
+              cli.verbosity,
+              cli.quiet,
+              !cli.quiet && !dumb_terminal};
 
   const auto on_off = [](bool value) { return std::string(value ? "true" : "false"); };
   plan.settings = {

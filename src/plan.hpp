@@ -37,6 +37,7 @@ struct LogPlan {
   std::string level = "info"; // syslog threshold
   int verbosity = 0;          // -v count
   bool quiet = false;
+  bool live_status = true; // a waiting line on a terminal: not with -q or TERM=dumb
 };
 
 // One effective setting and where it came from, for --show-config.

@@ -256,6 +256,9 @@ WaitSession::WaitSession(std::optional<Duration> limit, const SignalBaseline& ba
 }
 
 WaitSession::~WaitSession() {
+  if (m_tick_timer_created) {
+    ::timer_delete(m_tick_timer);
+  }
   if (m_timer_created) {
     g_timer_ready = 0;
     ::timer_delete(g_timer);
@@ -270,6 +273,32 @@ void WaitSession::begin_blocking() {
     m_on_wait_start();
   }
   arm();
+  if (m_on_tick && !m_tick_timer_created) {
+    // Wakes the blocking call up once a second (SIGALRM, like the deadline), so that
+    // tick() runs; no busy loop in between.
+    sigevent event{};
+    event.sigev_notify = SIGEV_SIGNAL;
+    event.sigev_signo = SIGALRM;
+    if (::timer_create(CLOCK_MONOTONIC, &event, &m_tick_timer) != 0) {
+      os_failure("cannot create the status timer");
+    }
+    m_tick_timer_created = true;
+    const itimerspec every_second{{1, 0}, {1, 0}};
+    ::timer_settime(m_tick_timer, 0, &every_second, nullptr);
+    m_next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  }
+}
+
+void WaitSession::tick() {
+  const auto now = std::chrono::steady_clock::now();
+  if (m_on_tick && m_tick_timer_created && now >= m_next_tick) {
+    m_next_tick = now + std::chrono::milliseconds(900); // the next timer signal, or so
+    m_on_tick();
+  }
+}
+
+void WaitSession::on_tick(std::function<void()> callback) {
+  m_on_tick = std::move(callback);
 }
 
 void WaitSession::arm() {

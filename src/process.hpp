@@ -48,12 +48,15 @@ public:
 
   void arm() override;
   void begin_blocking() override;
+  void tick() override;
   int interrupt_signal() const override;
   bool deadline_passed() const override;
   bool may_wait() const override;
 
   // Called once per lock when it turns out to be busy and loto starts to wait.
   void on_wait_start(std::function<void()> callback);
+  // Called about once a second while loto waits (a second timer wakes the wait up).
+  void on_tick(std::function<void()> callback);
   std::chrono::milliseconds elapsed() const;
 
 private:
@@ -61,6 +64,10 @@ private:
   const SignalBaseline& m_baseline;
   std::chrono::steady_clock::time_point m_start;
   std::function<void()> m_on_wait_start;
+  std::function<void()> m_on_tick;
+  std::chrono::steady_clock::time_point m_next_tick;
+  timer_t m_tick_timer{};
+  bool m_tick_timer_created = false;
   std::vector<std::pair<int, struct sigaction>> m_saved_actions;
   bool m_timer_created = false;
 };

@@ -405,6 +405,7 @@ private:
       if (errno != EINTR) {
         lock_failed(path, errno);
       }
+      wait.tick();
     }
   }
 

@@ -85,6 +85,9 @@ public:
   virtual void arm() = 0;
   // arm(), after telling the user that loto now waits for a busy lock.
   virtual void begin_blocking() = 0;
+  // Called whenever a blocking call returned early (a signal, the timer): runs what is
+  // due meanwhile, such as redrawing the live waiting line.
+  virtual void tick() = 0;
   // The signal that asked loto to stop waiting, or 0.
   virtual int interrupt_signal() const = 0;
   virtual bool deadline_passed() const = 0;

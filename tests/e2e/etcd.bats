@@ -348,6 +348,23 @@ EOF
   [ "$(etcd_key_count "$PFX")" -eq 0 ]
 }
 
+@test "-w on a terminal: the live waiting line names the etcd holder and is erased before the command" {
+  hold
+  local out="$T/pty.out"
+  spawn -n ptywaiter env TERM=xterm "$PY" "$BATS_TEST_DIRNAME/pty_run.py" "$out" -- \
+    "$LOTO" --config "$CFG" -w -L "$R" -- echo RAN
+  wait_until 10 grep -qs "waiting 1s" "$out"
+  release
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  grep -q "loto: waiting 0s for resource '$R' (etcd lock 'loto/$R'), held by pid $HOLDER on $HOST ($ME)" "$out"
+  run "$PY" -c 'import sys
+data = open(sys.argv[1], "rb").read()
+tail = data[data.rindex(b"loto: waiting "):]
+print(repr(tail[tail.index(b"\r"):]))' "$out"
+  [ "$output" = "b'\\r\\x1b[KRAN\\r\\n'" ]
+}
+
 @test "-t: 75 within [t, t+0.5 s]; the waiter's key is gone right after; the holder keeps the lock" {
   hold
   timed_run lotoc -t 1 -L "$R" touch "$T/ran"

@@ -131,12 +131,13 @@ TEST_CASE("make_plan applies built-in, defaults, resource and command line in pr
     CHECK(shown(plan, "timeout") == "none <- built-in");
     CHECK(shown(plan, "conflict_exit_code") == "75 <- built-in");
     CHECK(shown(plan, "inherit_lock") == "true <- built-in");
+    CHECK(shown(plan, "metrics_dir") == "none <- built-in");
     CHECK(shown(plan, "logging.syslog") == "true <- built-in");
     CHECK(shown(plan, "logging.facility") == "user <- built-in");
     CHECK(shown(plan, "logging.ident") == "loto <- built-in");
     CHECK(shown(plan, "logging.level") == "info <- built-in");
     CHECK(shown(plan, "lock cpu") == "/var/lock/loto.cpu <- built-in");
-    CHECK(plan.settings.size() == 11);
+    CHECK(plan.settings.size() == 12);
   }
 
   SECTION("defaults: wins over built-in") {
@@ -505,4 +506,13 @@ TEST_CASE("backend etcd without endpoints is a config error at the backend key",
           "test.yaml:3:14: resource 'report' uses backend etcd, but no etcd endpoints are set; add "
           "an etcd: section with endpoints: [http://HOST:2379, ...]");
   }
+}
+
+TEST_CASE("the live waiting line is off with -q or TERM=dumb", "[plan]") {
+  CHECK(make_plan(run({"cpu"}), Config{}, {"TERM=xterm"}).log.live_status);
+  CHECK(make_plan(run({"cpu"}), Config{}, {}).log.live_status);
+  CHECK_FALSE(make_plan(run({"cpu"}), Config{}, {"TERM=dumb"}).log.live_status);
+  CliOptions quiet = run({"cpu"});
+  quiet.quiet = true;
+  CHECK_FALSE(make_plan(quiet, Config{}, {"TERM=xterm"}).log.live_status);
 }

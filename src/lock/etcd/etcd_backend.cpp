@@ -374,6 +374,7 @@ public:
     m_holders[target.etcd_name] = std::nullopt;
     auto helper = std::make_unique<Helper>(helper_arguments(target, may_wait ? "--wait" : "--try"));
     const auto stop = [&wait, may_wait] {
+      wait.tick();
       return wait.interrupt_signal() != 0 || (may_wait && wait.deadline_passed());
     };
     LeaseTimes lease;

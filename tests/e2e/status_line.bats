@@ -1,0 +1,110 @@
+#!/usr/bin/env bats
+# The live waiting line: while loto waits for a lock and its stderr is a terminal, one line
+# rewritten in place about once a second ("\r\e[K" + text), erased before anything else is
+# written; nothing of it with -q, TERM=dumb, or stderr that is not a terminal. Runs loto on
+# a real pseudo-terminal (pty_run.py), which records every byte loto and the command write.
+
+load helpers
+
+setup() {
+  common_setup
+  LOCK="$T/line.lock"
+  OUT="$T/pty.out"
+  PTY_RUN="$BATS_TEST_DIRNAME/pty_run.py"
+}
+
+teardown() {
+  common_teardown
+}
+
+# status_lines: the texts the line showed, one a line, in order.
+status_lines() {
+  "$PY" - "$OUT" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+for part in data.split("\r\x1b[K")[1:]:
+    if part.startswith("loto: waiting "):
+        print(part)
+PY
+}
+
+has_updates() { (($(status_lines | sort -u | wc -l) >= "$1")); }
+
+@test "on a terminal: the line shows the lock, the holder, the wait and the time left, and updates" {
+  hold_lock "$LOCK"
+  spawn -n waiter env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -t 30 -L "$LOCK" -- echo RAN
+  wait_until 10 has_updates 3
+  release_lock
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  run status_lines
+  echo "$output" >&2
+  [[ "${lines[0]}" == "loto: waiting 0s (30s left) for lock '$LOCK', held by pid $HOLDER: "* ]]
+  [[ "$output" == *"loto: waiting 1s (29s left) for lock '$LOCK'"* ]]
+  [[ "$output" == *"loto: waiting 2s (28s left) for lock '$LOCK'"* ]]
+}
+
+@test "the line is erased before the command's first byte and before loto's own messages" {
+  hold_lock "$LOCK"
+  spawn -n waiter env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -w -L "$LOCK" -- echo RAN
+  wait_until 10 has_updates 2
+  release_lock
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  # Everything after the last status text: its erasure, then the command's output.
+  run "$PY" -c 'import sys
+data = open(sys.argv[1], "rb").read()
+last = data.rindex(b"loto: waiting ")
+tail = data[last:]
+print(repr(tail[tail.index(b"\r"):]))' "$OUT"
+  [ "$output" = "b'\\r\\x1b[KRAN\\r\\n'" ]
+
+  # A timeout: the message starts on a clean line.
+  : >"$OUT"
+  hold_lock "$LOCK"
+  run env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -t 1.2 -L "$LOCK" -- echo RAN
+  [ "$status" -eq 75 ]
+  run "$PY" -c 'import sys
+data = open(sys.argv[1], "rb").read()
+i = data.index(b"loto: timed out")
+print(repr(data[i - 4:i]))' "$OUT"
+  [ "$output" = "b'\\r\\x1b[K'" ]
+  release_lock
+}
+
+@test "no line with -q, with TERM=dumb, or when stderr is not a terminal" {
+  hold_lock "$LOCK"
+  run env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -q -t 1.2 -L "$LOCK" -- echo RAN
+  [ "$status" -eq 0 ]
+  run env TERM=dumb "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -t 1.2 -L "$LOCK" -- echo RAN
+  [ "$status" -eq 75 ]
+  run grep -c $'\e\\[K' "$OUT"
+  [ "$output" = 0 ]
+  grep -q "timed out" "$OUT" # loto did speak, on the dumb terminal
+  run --separate-stderr env TERM=xterm "$LOTO" -t 1.2 -L "$LOCK" -- echo RAN
+  [ "$status" -eq 75 ]
+  [[ "$stderr" == "loto: timed out"* && "$stderr" != *$'\e'* && "$stderr" != *"loto: waiting "* ]]
+  release_lock
+}
+
+@test "with the line on, the wait burns no CPU and -t stays exact" {
+  hold_lock "$LOCK"
+  local t0 elapsed
+  t0=$(now_ms)
+  spawn -n waiter env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -t 2.5 -L "$LOCK" -- echo RAN
+  wait_until 10 has_updates 2
+  local loto_pid ticks
+  loto_pid="$(pgrep -f -n -- "^$LOTO -t 2.5 -L $LOCK")"
+  [ -n "$loto_pid" ]
+  wait_until 10 has_updates 3
+  # utime + stime in clock ticks (1/100 s) after two seconds of waiting and redrawing.
+  ticks="$(awk '{ print $14 + $15 }' "/proc/$loto_pid/stat")"
+  echo "CPU ticks while waiting: $ticks" >&2
+  ((ticks <= 3))
+  wait_exit "$SPAWNED" 10
+  elapsed=$(($(now_ms) - t0))
+  [ "$STATUS" -eq 75 ]
+  echo "elapsed ${elapsed} ms" >&2
+  ((elapsed >= 2500 && elapsed < 3200))
+  release_lock
+}
