@@ -130,9 +130,10 @@ void debug_plan(const Plan& plan, Log& log) {
 }
 
 // The live waiting line, times first so that a narrow terminal cuts the holder's command:
-// "loto: waiting 12s (4m48s left) for resource 'db' (lock '/var/lock/loto.db'), held by
-// pid 42: backup.sh".
+// "loto: waiting 12s (4m48s left), number 2 in line, for resource 'db' (etcd lock 'loto/db'),
+// held by pid 42 on web1 (root) since ...: backup.sh".
 std::string waiting_line(const std::string& waiting_for,
+                         int queue_position,
                          std::chrono::milliseconds waited,
                          const std::optional<Duration>& limit) {
   std::string line =
@@ -140,6 +141,10 @@ std::string waiting_line(const std::string& waiting_for,
   if (limit) {
     line += " (" + format_seconds(std::chrono::ceil<std::chrono::seconds>(*limit - waited)) +
             " left)";
+  }
+  if (queue_position > 0) {
+    line += ", " + (queue_position == 1 ? std::string("next in line")
+                                        : "number " + std::to_string(queue_position) + " in line");
   }
   return line + " for " + waiting_for;
 }
@@ -177,9 +182,15 @@ int run_under_locks(const Plan& plan,
   {
     WaitSession session(plan.wait_limit, baseline);
     StatusLine status(plan.log.live_status);
-    std::string waiting_for; // the lock and its holder, while loto waits
+    const LockTarget* waiting_target = nullptr; // the lock loto waits for
+    // The holder is looked up on every redraw: it changes as other waiters get their turn,
+    // and so does this run's place in a queue.
     const auto draw = [&] {
-      status.show(waiting_line(waiting_for, session.elapsed(), plan.wait_limit));
+      const auto holder = backend.find_holder(*waiting_target);
+      status.show(waiting_line(describe(*waiting_target) + held_by(holder),
+                               holder ? holder->ahead : 0,
+                               session.elapsed(),
+                               plan.wait_limit));
     };
     if (status.enabled()) {
       session.on_tick(draw);
@@ -187,11 +198,13 @@ int run_under_locks(const Plan& plan,
     for (const auto& target : plan.locks) {
       if (log.shows_progress() || status.enabled()) {
         session.on_wait_start([&] {
-          waiting_for = describe(target) + held_by(backend.find_holder(target));
+          waiting_target = &target;
           if (log.shows_progress()) {
-            log.progress("waiting for " + waiting_for);
+            log.progress("waiting for " + describe(target) + held_by(backend.find_holder(target)));
           }
-          draw();
+          if (status.enabled()) {
+            draw();
+          }
         });
       }
       if (log.shows_debug()) {

@@ -359,7 +359,7 @@ public:
       std::string inode;
       fields >> id >> type >> advisory >> mode >> pid >> inode;
       if (type == "FLOCK" && inode == wanted.str()) {
-        return LockHolder{pid, read_command_line(pid), "", 0};
+        return LockHolder{pid, read_command_line(pid), "", 0, 0};
       }
     }
     return std::nullopt;

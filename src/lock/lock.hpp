@@ -70,6 +70,7 @@ struct LockHolder {
   // "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z: backup.sh".
   std::string description;
   int waiting = 0; // how many wait behind the holder, where the backend knows
+  int ahead = 0;   // this run's place in the queue (1: next), where there is a queue
 };
 
 // "pid 42: sleep 10", or the backend's own description, plus ", 2 waiting".

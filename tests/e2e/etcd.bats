@@ -348,7 +348,7 @@ EOF
   [ "$(etcd_key_count "$PFX")" -eq 0 ]
 }
 
-@test "-w on a terminal: the live waiting line names the etcd holder and is erased before the command" {
+@test "-w on a terminal: the live waiting line names the etcd holder and the queue place, and is erased before the command" {
   hold
   local out="$T/pty.out"
   spawn -n ptywaiter env TERM=xterm "$PY" "$BATS_TEST_DIRNAME/pty_run.py" "$out" -- \
@@ -358,6 +358,7 @@ EOF
   wait_exit "$SPAWNED" 10
   [ "$STATUS" -eq 0 ]
   grep -q "loto: waiting 0s for resource '$R' (etcd lock 'loto/$R'), held by pid $HOLDER on $HOST ($ME)" "$out"
+  grep -q "loto: waiting 1s, next in line for resource '$R'" "$out" # its place in the queue
   run "$PY" -c 'import sys
 data = open(sys.argv[1], "rb").read()
 tail = data[data.rindex(b"loto: waiting "):]

@@ -333,13 +333,12 @@ TEST_CASE("enqueue_request is clientv3's Mutex.tryAcquire txn", "[requests]") {
                                        {{"request_range", owner}}}));
 }
 
-TEST_CASE("last_ahead_request is clientv3's waitDeletes range", "[requests]") {
-  const json range = json::parse(last_ahead_request("loto/x/", 41));
+TEST_CASE("ahead_request is clientv3's waitDeletes range, without its limit", "[requests]") {
+  const json range = json::parse(ahead_request("loto/x/", 41));
   CHECK(range == json{{"key", b64("loto/x/")},
                       {"range_end", b64("loto/x0")},
                       {"sort_target", "CREATE"},
                       {"sort_order", "DESCEND"},
-                      {"limit", "1"},
                       {"max_create_revision", "41"},
                       {"keys_only", true}});
 }
@@ -352,9 +351,12 @@ TEST_CASE("the other requests", "[requests]") {
                                                       {"range_end", b64("loto/x0")},
                                                       {"sort_target", "CREATE"},
                                                       {"sort_order", "ASCEND"}});
-  CHECK(json::parse(watch_deletes_request("loto/x/a", 52)) ==
+  CHECK(json::parse(watch_deletes_request("loto/x/", 52)) ==
         json{{"create_request",
-              {{"key", b64("loto/x/a")}, {"start_revision", "52"}, {"filters", {"NOPUT"}}}}});
+              {{"key", b64("loto/x/")},
+               {"range_end", b64("loto/x0")},
+               {"start_revision", "52"},
+               {"filters", {"NOPUT"}}}}});
 }
 
 // ---- answers

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <functional>
@@ -44,6 +45,13 @@ constexpr auto k_release_wait = std::chrono::seconds(3);
 
 MonotonicTime monotonic_from_ns(const std::string& text) {
   return MonotonicTime(std::chrono::nanoseconds(std::stoll(text)));
+}
+
+// A count the helper sent, or 0 if it is not one.
+int count_of(const std::string& text) {
+  int count = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
+  return error == std::errc() && end == text.data() + text.size() ? count : 0;
 }
 
 Duration fraction_of(Duration ttl, double fraction) {
@@ -395,10 +403,14 @@ public:
       if (verb == protocol::k_granted || verb == protocol::k_renewed) {
         lease.apply(*message);
       } else if (verb == protocol::k_waiting) {
-        m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0};
+        m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0, 0};
         wait.begin_blocking();
+      } else if (verb == protocol::k_queued) {
+        if (auto& holder = m_holders[target.etcd_name]) {
+          holder->ahead = count_of(message->field(0));
+        }
       } else if (verb == protocol::k_busy) {
-        m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0};
+        m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0, 0};
         return {AcquireStatus::busy, nullptr, ""};
       } else if (verb == protocol::k_acquired) {
         return {AcquireStatus::acquired,
@@ -430,7 +442,7 @@ public:
     if (count == 0) {
       return std::nullopt;
     }
-    return LockHolder{0, "", message->field(1), count - 1};
+    return LockHolder{0, "", message->field(1), count - 1, 0};
   }
 
 private:

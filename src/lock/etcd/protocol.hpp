@@ -18,6 +18,8 @@
 //                                           time (ns) at which the grant was sent; TTL_MS
 //                                           is min(asked, granted) in ms
 //   waiting  HOLDER                         queued behind HOLDER (only with --wait)
+//   queued   AHEAD                          AHEAD keys are ahead of ours (the holder's
+//                                           included): sent when it changes while waiting
 //   busy     HOLDER                         held by HOLDER (only with --try); the helper has
 //                                           revoked its lease and exits
 //   acquired TOKEN  KEY                     ours: KEY exists under our lease; TOKEN is its
@@ -52,6 +54,7 @@ inline constexpr std::string_view k_release = "release";
 
 inline constexpr std::string_view k_granted = "granted";
 inline constexpr std::string_view k_waiting = "waiting";
+inline constexpr std::string_view k_queued = "queued";
 inline constexpr std::string_view k_busy = "busy";
 inline constexpr std::string_view k_acquired = "acquired";
 inline constexpr std::string_view k_renewed = "renewed";

@@ -182,9 +182,8 @@ std::string queue_request(std::string_view prefix) {
   return prefix_range(prefix, "ASCEND").dump();
 }
 
-std::string last_ahead_request(std::string_view prefix, std::int64_t max_create_revision) {
+std::string ahead_request(std::string_view prefix, std::int64_t max_create_revision) {
   json range = prefix_range(prefix, "DESCEND");
-  range["limit"] = "1";
   range["max_create_revision"] = std::to_string(max_create_revision);
   range["keys_only"] = true;
   return range.dump();
@@ -206,8 +205,9 @@ std::string enqueue_request(std::string_view key,
   return request.dump();
 }
 
-std::string watch_deletes_request(std::string_view key, std::int64_t start_revision) {
-  const json create = {{"key", b64(key)},
+std::string watch_deletes_request(std::string_view prefix, std::int64_t start_revision) {
+  const json create = {{"key", b64(prefix)},
+                       {"range_end", b64(prefix_range_end(prefix))},
                        {"start_revision", std::to_string(start_revision)},
                        {"filters", json::array({"NOPUT"})}};
   return json{{"create_request", create}}.dump();

@@ -39,9 +39,10 @@ std::string lease_request(std::int64_t lease);
 std::string key_request(std::string_view key);
 // POST /v3/kv/range: every key under `prefix`, oldest (lowest create revision) first.
 std::string queue_request(std::string_view prefix);
-// POST /v3/kv/range: the newest key under `prefix` created at or before
-// `max_create_revision`, i.e. the waiter right ahead of us (clientv3's waitDeletes).
-std::string last_ahead_request(std::string_view prefix, std::int64_t max_create_revision);
+// POST /v3/kv/range: the keys under `prefix` created at or before `max_create_revision`,
+// newest first: the first is the waiter right ahead of us (clientv3's waitDeletes), and
+// how many there are is our place in the queue (kvs counted: `count` ignores the bound).
+std::string ahead_request(std::string_view prefix, std::int64_t max_create_revision);
 // POST /v3/kv/txn, clientv3's Mutex.tryAcquire: if `key` does not exist, create it with
 // `value` under `lease`, else read it; either way also read the oldest key under `prefix`
 // (the owner).
@@ -49,8 +50,10 @@ std::string enqueue_request(std::string_view key,
                             std::string_view prefix,
                             std::string_view value,
                             std::int64_t lease);
-// POST /v3/watch: the deletions of `key` from `start_revision` on.
-std::string watch_deletes_request(std::string_view key, std::int64_t start_revision);
+// POST /v3/watch: the deletions under `prefix` from `start_revision` on. A waiter watches
+// them all, not only the key right ahead (clientv3's way), so that its place in the queue
+// is fresh; a fleet's queue is short enough that the extra wake-ups cost nothing.
+std::string watch_deletes_request(std::string_view prefix, std::int64_t start_revision);
 
 // ---- Answers. Each throws BadAnswer if the answer does not have the expected shape.
 

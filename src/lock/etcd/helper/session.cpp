@@ -149,11 +149,15 @@ bool Session::is_ours(const EnqueueAnswer& queued) const {
 void Session::wait_for_turn() {
   while (true) {
     const RangeAnswer ahead =
-        read(read_range, call("/v3/kv/range", last_ahead_request(m_prefix, m_my_revision - 1)));
+        read(read_range, call("/v3/kv/range", ahead_request(m_prefix, m_my_revision - 1)));
     if (ahead.kvs.empty()) {
       return; // nobody is left ahead of us
     }
-    if (watch_until_deleted(ahead.kvs.front().key, ahead.revision + 1)) {
+    if (ahead.kvs.size() != m_ahead) {
+      m_ahead = ahead.kvs.size();
+      tell({proto::k_queued, std::to_string(m_ahead)});
+    }
+    if (watch_until_deleted(m_prefix, ahead.revision + 1)) {
       m_watch_backoff_ms = 0;
     } else {
       m_watch_backoff_ms =
@@ -163,12 +167,12 @@ void Session::wait_for_turn() {
   }
 }
 
-// Watches `key` from `from_revision` on (history included, so a deletion between the
-// range and the watch is not missed). Returns true once the key is deleted, or when the
+// Watches the keys under `prefix` from `from_revision` on (history included, so a deletion
+// between the range and the watch is not missed). Returns true once one is deleted, or when the
 // renewal moved to another endpoint (this stream may be on a member that went quiet):
 // either way the caller looks again at once. False if the stream ended without the
 // deletion.
-bool Session::watch_until_deleted(const std::string& key, std::int64_t from_revision) {
+bool Session::watch_until_deleted(const std::string& prefix, std::int64_t from_revision) {
   WatchLine news;
   const auto on_line = [&news](std::string_view line) {
     if (news.news == WatchNews::nothing) {
@@ -177,7 +181,7 @@ bool Session::watch_until_deleted(const std::string& key, std::int64_t from_revi
   };
   const std::uint64_t failovers = m_etcd.failovers();
   m_etcd.start(
-      m_watch, "/v3/watch", watch_deletes_request(key, from_revision), k_stream_timeouts, on_line);
+      m_watch, "/v3/watch", watch_deletes_request(prefix, from_revision), k_stream_timeouts, on_line);
   // Closing the stream is what cancels the watch on the server.
   const StopOnExit stop_watch(m_etcd.multi(), m_watch);
   pump_until([&] {
@@ -187,7 +191,7 @@ bool Session::watch_until_deleted(const std::string& key, std::int64_t from_revi
     return true;
   }
   if (news.news == WatchNews::refused) {
-    throw Failure(proto::k_refused, "etcd refused: " + news.message + " (key " + key + ")");
+    throw Failure(proto::k_refused, "etcd refused: " + news.message + " (keys " + prefix + ")");
   }
   std::string reason = news.message;
   if (reason.empty()) {

@@ -51,7 +51,7 @@ private:
   EnqueueAnswer enqueue();
   bool is_ours(const EnqueueAnswer& queued) const;
   void wait_for_turn();
-  bool watch_until_deleted(const std::string& key, std::int64_t from_revision);
+  bool watch_until_deleted(const std::string& prefix, std::int64_t from_revision);
   void check_own_key_after_wait();
   [[noreturn]] void hold();
 
@@ -86,6 +86,7 @@ private:
   std::int64_t m_my_revision = 0;
   bool m_acquired = false; // loto has been told "acquired"
   std::int64_t m_watch_backoff_ms = 0;
+  std::size_t m_ahead = 0; // keys ahead of ours when last looked, for "queued"
 };
 
 } // namespace loto::etcd_helper
