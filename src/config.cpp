@@ -206,7 +206,8 @@ bool is_endpoint_url(std::string_view url) {
     port = colon == std::string_view::npos ? std::string_view() : rest.substr(colon);
     rest = rest.substr(0, colon);
     if (rest.empty() || rest.size() > 253 ||
-        rest.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+        rest.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
             std::string_view::npos) {
       return false;
     }

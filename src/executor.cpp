@@ -110,8 +110,7 @@ int report_not_acquired(const Plan& plan,
   }
   if (status == AcquireStatus::timed_out) {
     log.notice("timed out after " + format_duration(plan.wait_limit.value_or(Duration::zero())) +
-               " waiting for " + describe(target) + held_by(holder) +
-               "; the command was not run");
+               " waiting for " + describe(target) + held_by(holder) + "; the command was not run");
     log.audit(Log::Severity::warning, "timeout", fields);
   } else {
     log.notice(describe(target) + " is busy" + held_by(holder) +
@@ -139,8 +138,8 @@ std::string waiting_line(const std::string& waiting_for,
   std::string line =
       "loto: waiting " + format_seconds(std::chrono::duration_cast<std::chrono::seconds>(waited));
   if (limit) {
-    line += " (" + format_seconds(std::chrono::ceil<std::chrono::seconds>(*limit - waited)) +
-            " left)";
+    line +=
+        " (" + format_seconds(std::chrono::ceil<std::chrono::seconds>(*limit - waited)) + " left)";
   }
   if (queue_position > 0) {
     line += ", " + (queue_position == 1 ? std::string("next in line")
@@ -292,8 +291,8 @@ int run_under_locks(const Plan& plan,
     // The job was stopped because another host may get the lock: loto's own failure.
     fields.emplace_back("stopped_with", signal_name(outcome.job_signal));
     log.error(outcome.lost_reason + "; the command was stopped with " +
-                  signal_name(outcome.job_signal) + " after " + held_ms +
-                  " ms (its status was " + std::to_string(outcome.exit_status) + ")",
+                  signal_name(outcome.job_signal) + " after " + held_ms + " ms (its status was " +
+                  std::to_string(outcome.exit_status) + ")",
               "lost",
               fields);
     return exit_code::unavailable;

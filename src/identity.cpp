@@ -60,5 +60,4 @@ std::string running_user_name() {
   return std::to_string(uid);
 }
 
-
 } // namespace loto

@@ -31,7 +31,6 @@ std::string format_record(const std::string& event, const Fields& fields);
 const std::vector<std::string>& syslog_facilities();
 const std::vector<std::string>& log_levels();
 
-
 class Log {
 public:
   // stderr only, with built-in settings: for errors found before the plan exists.

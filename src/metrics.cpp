@@ -146,8 +146,8 @@ std::string format(const Metrics& metrics) {
   header(k_runs);
   for (const auto& [resource, entry] : metrics) {
     for (const auto& [outcome, count] : entry.runs) {
-      out += std::string(k_runs.name) + "{resource=\"" + label_value(resource) +
-             "\",outcome=\"" + label_value(outcome) + "\"} " + number(count) + "\n";
+      out += std::string(k_runs.name) + "{resource=\"" + label_value(resource) + "\",outcome=\"" +
+             label_value(outcome) + "\"} " + number(count) + "\n";
     }
   }
   for (std::size_t g = 0; g < k_gauges.size(); ++g) {
@@ -243,9 +243,8 @@ std::optional<std::string> record_run(const std::string& dir, const RunRecord& r
   }
   const std::string text = updated_metrics(previous, run);
   {
-    const Descriptor temp(::open(temp_path.c_str(),
-                                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-                                 0644));
+    const Descriptor temp(::open(
+        temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644));
     if (temp.fd < 0) {
       return failure("cannot create", temp_path);
     }

@@ -3,8 +3,8 @@
 #include "error.hpp"
 #include "text.hpp"
 
-#include <fcntl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -587,12 +587,10 @@ void reap_children(pid_t command, bool any_child, std::optional<CommandOutcome>&
       return;
     }
     if (reaped == command) {
-      finished = WIFSIGNALED(status)
-                     ? CommandOutcome{exit_code::signal_base + WTERMSIG(status),
-                                      WTERMSIG(status),
-                                      "",
-                                      0}
-                     : CommandOutcome{WEXITSTATUS(status), 0, "", 0};
+      finished =
+          WIFSIGNALED(status)
+              ? CommandOutcome{exit_code::signal_base + WTERMSIG(status), WTERMSIG(status), "", 0}
+              : CommandOutcome{WEXITSTATUS(status), 0, "", 0};
     }
   }
 }

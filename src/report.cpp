@@ -51,7 +51,11 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
     } catch (const Error& error) {
       state = std::string("unknown: ") + error.what();
     }
-    row(resource.name, escape(resource.target.path), resource.policy, escape(resource.description), state);
+    row(resource.name,
+        escape(resource.target.path),
+        resource.policy,
+        escape(resource.description),
+        state);
   }
 }
 

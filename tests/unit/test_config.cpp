@@ -802,13 +802,22 @@ TEST_CASE("invalid etcd settings are errors with a position", "[config][etcd]") 
   CHECK(config_error("etcd:\n  endpoints: http://\n") ==
         "test.yaml:2:14: invalid etcd endpoint 'http://' (expected http://HOST:PORT or "
         "https://HOST:PORT, with no path)");
-  for (const char* bad : {"http://a:1/v3", "http://user@a:1", "http://a:0", "http://a:65536",
-                          "http://a:", "http://[::1", "ftp://a:1", "http://a b:1", "http://a:1?x"}) {
+  for (const char* bad : {"http://a:1/v3",
+                          "http://user@a:1",
+                          "http://a:0",
+                          "http://a:65536",
+                          "http://a:",
+                          "http://[::1",
+                          "ftp://a:1",
+                          "http://a b:1",
+                          "http://a:1?x"}) {
     INFO(bad);
-    CHECK(config_error(std::string("etcd:\n  endpoints: ['") + bad + "']\n").find(
-              "invalid etcd endpoint") != std::string::npos);
+    CHECK(config_error(std::string("etcd:\n  endpoints: ['") + bad + "']\n")
+              .find("invalid etcd endpoint") != std::string::npos);
   }
-  for (const char* good : {"http://etcd-1.example:2379", "https://10.0.0.1", "http://[::1]:2379",
+  for (const char* good : {"http://etcd-1.example:2379",
+                           "https://10.0.0.1",
+                           "http://[::1]:2379",
                            "http://[fe80::1]"}) {
     INFO(good);
     CHECK(parse_config(std::string("etcd:\n  endpoints: ['") + good + "']\n", "t.yaml")

@@ -351,12 +351,11 @@ TEST_CASE("the other requests", "[requests]") {
                                                       {"range_end", b64("loto/x0")},
                                                       {"sort_target", "CREATE"},
                                                       {"sort_order", "ASCEND"}});
-  CHECK(json::parse(watch_deletes_request("loto/x/", 52)) ==
-        json{{"create_request",
-              {{"key", b64("loto/x/")},
-               {"range_end", b64("loto/x0")},
-               {"start_revision", "52"},
-               {"filters", {"NOPUT"}}}}});
+  CHECK(json::parse(watch_deletes_request("loto/x/", 52)) == json{{"create_request",
+                                                                   {{"key", b64("loto/x/")},
+                                                                    {"range_end", b64("loto/x0")},
+                                                                    {"start_revision", "52"},
+                                                                    {"filters", {"NOPUT"}}}}});
 }
 
 // ---- answers

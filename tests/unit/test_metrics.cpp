@@ -71,11 +71,11 @@ TEST_CASE("runs add up per resource and outcome; the last run's gauges win", "[m
   busy.outcome = "busy";
   busy.exit_status = 75;
   text = updated_metrics(text, busy);
-  CHECK(samples(text, "loto_runs_total") ==
-        std::vector<std::string>{
-            "loto_runs_total{resource=\"/var/lock/x.lock\",outcome=\"busy\"} 1",
-            "loto_runs_total{resource=\"backup\",outcome=\"busy\"} 1",
-            "loto_runs_total{resource=\"backup\",outcome=\"ran\"} 2"});
+  CHECK(
+      samples(text, "loto_runs_total") ==
+      std::vector<std::string>{"loto_runs_total{resource=\"/var/lock/x.lock\",outcome=\"busy\"} 1",
+                               "loto_runs_total{resource=\"backup\",outcome=\"busy\"} 1",
+                               "loto_runs_total{resource=\"backup\",outcome=\"ran\"} 2"});
   CHECK(samples(text, "loto_last_exit_status") ==
         std::vector<std::string>{"loto_last_exit_status{resource=\"/var/lock/x.lock\"} 75",
                                  "loto_last_exit_status{resource=\"backup\"} 75"});

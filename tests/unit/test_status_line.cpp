@@ -24,6 +24,10 @@ TEST_CASE("the line is cut to the width, never inside a UTF-8 character", "[stat
   CHECK(fit_to_width("", 3).empty());
   CHECK(fit_to_width("abc", 0).empty());
   // "é" and "€" are one column each, 2 and 3 bytes.
-  CHECK(fit_to_width("a\xC3\xA9\xE2\x82\xAC" "b", 3) == "a\xC3\xA9\xE2\x82\xAC");
-  CHECK(fit_to_width("a\xC3\xA9\xE2\x82\xAC" "b", 2) == "a\xC3\xA9");
+  CHECK(fit_to_width("a\xC3\xA9\xE2\x82\xAC"
+                     "b",
+                     3) == "a\xC3\xA9\xE2\x82\xAC");
+  CHECK(fit_to_width("a\xC3\xA9\xE2\x82\xAC"
+                     "b",
+                     2) == "a\xC3\xA9");
 }

@@ -330,9 +330,8 @@ public:
   }
   MonotonicTime kill_deadline() const override {
     const MonotonicTime expected = m_lease.renewed_at + fraction_of(m_lease.ttl, k_kill_fraction);
-    return m_lost_at
-               ? std::min(*m_lost_at + fraction_of(m_lease.ttl, k_grace_fraction), expected)
-               : expected;
+    return m_lost_at ? std::min(*m_lost_at + fraction_of(m_lease.ttl, k_grace_fraction), expected)
+                     : expected;
   }
   std::string loss_reason() const override {
     if (m_lost_at) {
@@ -417,8 +416,8 @@ public:
                 std::make_unique<EtcdLock>(std::move(helper), lease, message->field(0), target),
                 ""};
       } else if (verb == protocol::k_lost) {
-        return unavailable("lost the etcd lease while waiting for " + describe_lock(target) +
-                           ": " + message->field(0));
+        return unavailable("lost the etcd lease while waiting for " + describe_lock(target) + ": " +
+                           message->field(0));
       } else if (verb == protocol::k_failed) {
         return failure(*message);
       }

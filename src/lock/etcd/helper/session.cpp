@@ -180,8 +180,11 @@ bool Session::watch_until_deleted(const std::string& prefix, std::int64_t from_r
     }
   };
   const std::uint64_t failovers = m_etcd.failovers();
-  m_etcd.start(
-      m_watch, "/v3/watch", watch_deletes_request(prefix, from_revision), k_stream_timeouts, on_line);
+  m_etcd.start(m_watch,
+               "/v3/watch",
+               watch_deletes_request(prefix, from_revision),
+               k_stream_timeouts,
+               on_line);
   // Closing the stream is what cancels the watch on the server.
   const StopOnExit stop_watch(m_etcd.multi(), m_watch);
   pump_until([&] {
