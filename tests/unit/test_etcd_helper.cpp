@@ -867,7 +867,7 @@ TEST_CASE("Transfer: a refused port fails at once", "[http]") {
   CHECK(transfer.transport_error() == "Connection refused");
 }
 
-TEST_CASE("Transfer: a name is looked up; an https endpoint fails", "[http]") {
+TEST_CASE("Transfer: a name is looked up, and an https endpoint fails", "[http]") {
   FakeServer server([](std::size_t) { return Canned{{ok_answer("{}")}}; });
   Multi multi;
   Transfer transfer(multi);

@@ -63,7 +63,7 @@ TEST_CASE("a first run writes every family once, with HELP and TYPE", "[metrics]
   CHECK(samples(text, "loto_last_success_timestamp_seconds").size() == 1);
 }
 
-TEST_CASE("runs add up per resource and outcome; the last run's gauges win", "[metrics]") {
+TEST_CASE("runs add up per resource and outcome, and the last run sets the gauges", "[metrics]") {
   std::string text = updated_metrics("", ran("backup", 0));
   text = updated_metrics(text, ran("backup", 3));
   RunRecord busy;
@@ -87,7 +87,7 @@ TEST_CASE("runs add up per resource and outcome; the last run's gauges win", "[m
         std::vector<std::string>{"loto_last_run_duration_seconds{resource=\"backup\"} 0.200"});
 }
 
-TEST_CASE("label values are escaped and read back; foreign lines are dropped", "[metrics]") {
+TEST_CASE("label values are escaped and read back, and foreign lines are dropped", "[metrics]") {
   const std::string odd = "/srv/a \"b\" \\c.lock";
   std::string text = updated_metrics("# a comment\nsomething_else 3\nnot a sample\n", ran(odd, 0));
   CHECK(text.find("something_else") == std::string::npos);
