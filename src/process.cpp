@@ -138,6 +138,18 @@ extern "C" int start_command(void* arg) {
   return exit_code::not_found;
 }
 
+// A CLOCK_MONOTONIC timer that raises SIGALRM, which interrupts a blocking wait.
+timer_t alarm_timer(const char* failure) {
+  sigevent event{};
+  event.sigev_notify = SIGEV_SIGNAL;
+  event.sigev_signo = SIGALRM;
+  timer_t timer{};
+  if (::timer_create(CLOCK_MONOTONIC, &event, &timer) != 0) {
+    os_failure(failure);
+  }
+  return timer;
+}
+
 timespec to_timespec(std::chrono::steady_clock::time_point point) {
   const auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(point.time_since_epoch()).count();
@@ -276,12 +288,7 @@ void WaitSession::begin_blocking() {
   if (m_on_tick && !m_tick_timer_created) {
     // Wakes the blocking call up once a second (SIGALRM, like the deadline), so that
     // tick() runs; no busy loop in between.
-    sigevent event{};
-    event.sigev_notify = SIGEV_SIGNAL;
-    event.sigev_signo = SIGALRM;
-    if (::timer_create(CLOCK_MONOTONIC, &event, &m_tick_timer) != 0) {
-      os_failure("cannot create the status timer");
-    }
+    m_tick_timer = alarm_timer("cannot create the status timer");
     m_tick_timer_created = true;
     const itimerspec every_second{{1, 0}, {1, 0}};
     ::timer_settime(m_tick_timer, 0, &every_second, nullptr);
@@ -330,12 +337,7 @@ void WaitSession::arm() {
   // An inherited blocked SIGALRM would make the deadline never fire.
   ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
 
-  sigevent event{};
-  event.sigev_notify = SIGEV_SIGNAL;
-  event.sigev_signo = SIGALRM;
-  if (::timer_create(CLOCK_MONOTONIC, &event, &g_timer) != 0) {
-    os_failure("cannot create the wait timer");
-  }
+  g_timer = alarm_timer("cannot create the wait timer");
   m_timer_created = true;
   // No deadline to fire at without a wait (a fleet lock is tried once, but its requests
   // still take a moment that a signal may interrupt): the timer only re-fires after one.
