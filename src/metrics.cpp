@@ -133,7 +133,7 @@ Metrics parse(std::string_view text) {
 std::string number(double value) {
   std::array<char, 64> buffer{};
   const bool whole = value == std::floor(value) && std::fabs(value) < 1e15;
-  std::snprintf(buffer.data(), buffer.size(), whole ? "%.0f" : "%.3f", value);
+  (void)std::snprintf(buffer.data(), buffer.size(), whole ? "%.0f" : "%.3f", value);
   return buffer.data();
 }
 

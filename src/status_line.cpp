@@ -61,11 +61,12 @@ std::string format_seconds(std::chrono::seconds seconds) {
   const long long total = seconds.count() < 0 ? 0 : seconds.count();
   std::array<char, 32> buffer{};
   if (total < 60) {
-    std::snprintf(buffer.data(), buffer.size(), "%llds", total);
+    (void)std::snprintf(buffer.data(), buffer.size(), "%llds", total);
   } else if (total < 3600) {
-    std::snprintf(buffer.data(), buffer.size(), "%lldm%02llds", total / 60, total % 60);
+    (void)std::snprintf(buffer.data(), buffer.size(), "%lldm%02llds", total / 60, total % 60);
   } else {
-    std::snprintf(buffer.data(), buffer.size(), "%lldh%02lldm", total / 3600, total % 3600 / 60);
+    (void)std::snprintf(
+        buffer.data(), buffer.size(), "%lldh%02lldm", total / 3600, total % 3600 / 60);
   }
   return buffer.data();
 }
