@@ -405,8 +405,8 @@ public:
         m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0, 0};
         wait.begin_blocking();
       } else if (verb == protocol::k_queued) {
-        if (auto& holder = m_holders[target.etcd_name]) {
-          holder->ahead = count_of(message->field(0));
+        if (const auto it = m_holders.find(target.etcd_name); it != m_holders.end() && it->second) {
+          it->second->ahead = count_of(message->field(0));
         }
       } else if (verb == protocol::k_busy) {
         m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0, 0};
