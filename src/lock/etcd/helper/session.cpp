@@ -16,7 +16,7 @@ namespace {
 
 // Ordinary requests: connect within 1 s, answer within 2 s, else the next endpoint.
 constexpr Timeouts k_ordinary_timeouts{1000, 2000};
-// The watch stream is idle for as long as the key ahead of us exists.
+// The watch stream is idle for as long as no key under the lock name is deleted.
 constexpr Timeouts k_stream_timeouts{1000, 0};
 // Clean-up after a failure: the news is out, do not make loto wait long for our exit.
 constexpr Timeouts k_cleanup_timeouts{1000, 1000};

@@ -3,8 +3,10 @@
 //   - the key is NAME/<lease in hex>, attached to our lease; its create revision is our
 //     place in the queue and the fencing token;
 //   - one txn creates it and reads the oldest key under NAME/ (the owner);
-//   - a waiter watches only the key right ahead of it until that one is deleted, then
-//     looks again (etcd's waitDeletes), and finally checks its own key is still there.
+//   - a waiter watches the deletions under NAME/ and looks again at the keys ahead of it
+//     after each (etcd's waitDeletes, which watches only the key right ahead: every
+//     deletion here keeps the reported place in the queue fresh), and finally checks its
+//     own key is still there.
 // Everything happens on one thread: the request of the main flow, the watch, the lease
 // renewal and descriptor 3 are all served by one event loop (Multi, an asio io_context).
 #pragma once
