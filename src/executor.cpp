@@ -191,17 +191,16 @@ int run_under_locks(const Plan& plan,
                                session.elapsed(),
                                plan.wait_limit));
     };
-    if (status.enabled()) {
-      session.on_tick(draw);
-    }
     for (const auto& target : plan.locks) {
-      if (log.shows_progress() || status.enabled()) {
+      if (log.shows_progress() || plan.log.live_status) {
         session.on_wait_start([&] {
           waiting_target = &target;
           if (log.shows_progress()) {
             log.progress("waiting for " + describe(target) + held_by(backend.find_holder(target)));
           }
+          // Known only now whether stderr is a terminal; without one, no timer either.
           if (status.enabled()) {
+            session.on_tick(draw);
             draw();
           }
         });

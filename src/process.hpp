@@ -55,7 +55,8 @@ public:
 
   // Called once per lock when it turns out to be busy and loto starts to wait.
   void on_wait_start(std::function<void()> callback);
-  // Called about once a second while loto waits (a second timer wakes the wait up).
+  // Called about once a second while loto waits (a second timer wakes the wait up); may be
+  // set from the wait-start callback, which runs before that timer is made.
   void on_tick(std::function<void()> callback);
   std::chrono::milliseconds elapsed() const;
 

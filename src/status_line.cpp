@@ -33,14 +33,21 @@ std::size_t terminal_columns() {
 
 } // namespace
 
-StatusLine::StatusLine(bool wanted) : m_enabled(wanted && ::isatty(STDERR_FILENO) == 1) {}
+StatusLine::StatusLine(bool wanted) : m_wanted(wanted) {}
+
+bool StatusLine::enabled() {
+  if (!m_enabled) {
+    m_enabled = m_wanted && ::isatty(STDERR_FILENO) == 1;
+  }
+  return *m_enabled;
+}
 
 StatusLine::~StatusLine() {
   clear();
 }
 
 void StatusLine::show(std::string_view text) {
-  if (!m_enabled) {
+  if (!enabled()) {
     return;
   }
   // One column short of the width: a line that fills it would wrap on some terminals,

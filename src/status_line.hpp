@@ -10,22 +10,22 @@ namespace loto {
 
 class StatusLine {
 public:
-  // Shows nothing unless `wanted` and stderr is a terminal.
+  // Shows nothing unless `wanted` and stderr is a terminal, which is asked only when the
+  // line is first needed: a lock taken at once costs no system call here.
   explicit StatusLine(bool wanted);
   ~StatusLine();
   StatusLine(const StatusLine&) = delete;
   StatusLine& operator=(const StatusLine&) = delete;
 
-  bool enabled() const {
-    return m_enabled;
-  }
+  bool enabled();
   // Rewrites the line with `text`, cut to the terminal's width.
   void show(std::string_view text);
   // Erases the line, so that what comes next starts on a clean line.
   void clear();
 
 private:
-  bool m_enabled = false;
+  bool m_wanted = false;
+  std::optional<bool> m_enabled; // known once asked
   bool m_shown = false;
 };
 

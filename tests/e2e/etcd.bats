@@ -740,14 +740,6 @@ lease_loss_check() {
 
 # --- syslog audit records -----------------------------------------------------------------
 
-syslog_setup() {
-  command -v rsyslogd >/dev/null || skip "rsyslogd is not installed"
-  command -v unshare >/dev/null || skip "unshare is not installed"
-  SLDIR="$T/syslog"
-  MSG="$SLDIR/messages"
-  export SLDIR MSG
-}
-event_lines() { loto_lines | grep -aE "^[a-z0-9]+\.[a-z]+ loto\[[0-9]+\]: event=$1( |$)" || true; }
 has_field() {
   [[ " $1 " == *" $2 "* ]] || {
     echo "missing '$2' in: $1" >&2

@@ -256,13 +256,6 @@ mode_of() { stat -c %a "$1"; }
 
 # --- a metrics_dir loto cannot write: the job as without metrics, a syslog warning -------
 
-syslog_setup() {
-  command -v rsyslogd >/dev/null || skip "rsyslogd is not installed"
-  command -v unshare >/dev/null || skip "unshare is not installed"
-  SLDIR="$T/syslog"
-  MSG="$SLDIR/messages"
-  export SLDIR MSG
-}
 
 # sys_config LOCK_DIR [METRICS_DIR]: syslog on at local3, resource backup.
 sys_config() {

@@ -35,7 +35,6 @@ syslog_config() {
 }
 
 # Records of one event.
-event_lines() { loto_lines | grep -aE "^[a-z0-9]+\.[a-z]+ loto\[[0-9]+\]: event=$1( |$)" || true; }
 count_lines() { if [[ -z "$1" ]]; then echo 0; else printf '%s\n' "$1" | wc -l; fi; }
 
 # assert_fields RECORD KEY=VALUE...: each " KEY=VALUE" word is in RECORD (VALUE may be a
