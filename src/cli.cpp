@@ -21,12 +21,16 @@ struct OptionSpec {
   std::string_view help;
 };
 
-constexpr std::array<OptionSpec, 13> k_options{{
+constexpr std::array<OptionSpec, 17> k_options{{
     {'L', "lock", true, "NAME|PATH", "lock a named resource or a file (repeatable)"},
     {'w', "wait", false, "", "wait for the lock instead of giving up"},
     {'t', "timeout", true, "DURATION", "wait at most DURATION (5, 0.5, 250ms, 90s, 15m, 6h)"},
     {'E', "conflict-exit-code", true, "N", "exit with N (0-255) when the lock is not taken"},
+    {'s', "shared", false, "", "take the lock shared with other -s runs (readers)"},
     {'o', "close", false, "", "do not pass the lock to the command's processes"},
+    {'\0', "max-runtime", true, "DURATION", "stop the job (exit 124) once it has run DURATION"},
+    {'\0', "kill-after", true, "DURATION", "SIGKILL what is left DURATION after SIGTERM (10s)"},
+    {'\0', "leftovers", true, "MODE", "processes the job leaves behind: leave, wait or kill"},
     {'q', "quiet", false, "", "print nothing unless something is broken"},
     {'v', "verbose", false, "", "report each step on stderr (twice for debug)"},
     {'\0', "config", true, "PATH", "read this config file instead of the system one"},
@@ -216,6 +220,18 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       if (!options.conflict_exit_code) {
         usage_error("invalid conflict exit code " + quoted(value) + " (expected 0 to 255)");
       }
+    } else if (key == "max-runtime" || key == "kill-after") {
+      const auto limit = parse_duration(value);
+      if (!limit || (*limit == Duration::zero() && key == "max-runtime")) {
+        usage_error("invalid --" + key + " " + quoted(value) +
+                    " (use a duration above zero: 90s, 15m, 6h, or seconds)");
+      }
+      (key == "max-runtime" ? options.max_runtime : options.kill_after) = limit;
+    } else if (key == "leftovers") {
+      if (value != "leave" && value != "wait" && value != "kill") {
+        usage_error("invalid --leftovers " + quoted(value) + " (one of: leave, wait, kill)");
+      }
+      options.leftovers = value;
     } else if (key == "config") {
       if (value.empty()) {
         usage_error("option --config needs a file path");
@@ -225,6 +241,7 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
   }
   options.wait = result.count("wait") > 0;
   options.close_lock = result.count("close") > 0;
+  options.shared = result.count("shared") > 0;
   options.quiet = result.count("quiet") > 0;
   options.verbosity = static_cast<int>(result.count("verbose"));
   if (options.quiet && options.verbosity > 0) {
@@ -262,7 +279,8 @@ std::string help_text() {
   std::string text = make_parser(all).help();
   text += "\nExit status: the command's status; 128+N if it died of signal N; 75 (or -E N) if\n"
           "the lock was not taken; 64 usage, 78 config, 73 cannot open the lock file, 77 unsafe\n"
-          "lock file, 71 OS failure, 126 command not executable, 127 command not found.\n";
+          "lock file, 71 OS failure, 69 fleet lock unreachable or lost, 124 the job ran past\n"
+          "its maximum runtime, 126 command not executable, 127 command not found.\n";
   return text;
 }
 

@@ -18,6 +18,10 @@ struct CliOptions {
   std::optional<Duration> timeout;
   std::optional<int> conflict_exit_code;
   bool close_lock = false; // -o: the command does not inherit the lock
+  bool shared = false;     // -s: a shared (read) lock instead of an exclusive one
+  std::optional<Duration> max_runtime;
+  std::optional<Duration> kill_after;
+  std::optional<std::string> leftovers; // leave, wait or kill
   bool quiet = false;
   int verbosity = 0;
   std::optional<std::string> config_path;

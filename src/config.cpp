@@ -31,6 +31,11 @@ namespace {
 
 constexpr std::size_t k_max_config_size = std::size_t{1024} * 1024;
 
+// What loto does with processes the job leaves behind (`leftovers:`).
+std::vector<std::string> leftover_modes() {
+  return {"leave", "wait", "kill"};
+}
+
 [[noreturn]] void config_error(const std::string& message) {
   throw Error(exit_code::config, message);
 }
@@ -355,20 +360,59 @@ private:
     return {text, origin_of(m_file, node)};
   }
 
+  // 1 to k_max_slots, or `auto` (0 here): the number of online CPUs when loto runs.
+  Sourced<int> read_slots(const YamlNode& node, const std::string& key) const {
+    const std::string& text = scalar(node, key);
+    if (text == "auto") {
+      return {0, origin_of(m_file, node)};
+    }
+    const auto value = parse_exit_code(text); // digits only, 0 to 255
+    if (!value || *value < 1 || *value > k_max_slots) {
+      fail(node,
+           "invalid slots " + quoted(text) + " (a number from 1 to " + std::to_string(k_max_slots) +
+               ", or auto for one per CPU)");
+    }
+    return {*value, origin_of(m_file, node)};
+  }
+
+  // A limit of zero would stop every job at once: a typo, not a policy.
+  void read_job_limit(const YamlNode& value, const std::string& key, PolicySettings& policy) const {
+    Sourced<Duration> limit = read_duration(value, key);
+    if (limit.value == Duration::zero() && key != "kill_after") {
+      fail(value, "invalid " + key + " 0 (use a duration above zero, or leave the key out)");
+    }
+    (key == "max_runtime"  ? policy.max_runtime
+     : key == "warn_after" ? policy.warn_after
+                           : policy.kill_after) = limit;
+  }
+
   PolicySettings read_policy(const YamlNode& map,
                              const std::string& where,
                              bool is_resource,
                              ResourceConfig* resource) {
-    std::vector<std::string> known{"wait", "timeout", "conflict_exit_code", "inherit_lock"};
-    if (is_resource) {
-      known.insert(known.begin(), {"path", "backend", "description"});
-    }
+    std::vector<std::string> known{"wait",
+                                   "timeout",
+                                   "conflict_exit_code",
+                                   "inherit_lock",
+                                   "max_runtime",
+                                   "kill_after",
+                                   "warn_after",
+                                   "leftovers",
+                                   "queue"};
+    // Resource-only keys are known in defaults: too, to say where they belong.
+    known.insert(known.begin(), {"path", "backend", "slots", "description"});
     PolicySettings policy;
     for_each_entry(
         map,
         where,
         known,
-        [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
+        [&](const std::string& key, const YamlNode& key_node, const YamlNode& value) {
+          if (!is_resource &&
+              (key == "path" || key == "backend" || key == "slots" || key == "description")) {
+            fail(key_node,
+                 quoted(key) + " is set per resource, not in " + where +
+                     " (move it under resources: NAME:)");
+          }
           if (key == "wait") {
             policy.wait = read_bool(value, key);
           } else if (key == "timeout") {
@@ -377,6 +421,15 @@ private:
             policy.conflict_exit_code = read_exit_code(value, key);
           } else if (key == "inherit_lock") {
             policy.inherit_lock = read_bool(value, key);
+          } else if (key == "max_runtime" || key == "kill_after" || key == "warn_after") {
+            read_job_limit(value, key, policy);
+          } else if (key == "leftovers") {
+            policy.leftovers = read_choice(value, key, leftover_modes());
+          } else if (key == "queue") {
+            policy.queue = read_choice(value, key, {"fifo", "none"});
+          } else if (key == "slots") {
+            resource->slots = read_slots(value, key);
+            resource->slots_position = position(m_file, value.mark);
           } else if (key == "path") {
             resource->path = read_path(value, key);
           } else if (key == "backend") {
@@ -520,6 +573,11 @@ void override_policy(PolicySettings& base, PolicySettings& later) {
   override_with(base.timeout, later.timeout);
   override_with(base.conflict_exit_code, later.conflict_exit_code);
   override_with(base.inherit_lock, later.inherit_lock);
+  override_with(base.max_runtime, later.max_runtime);
+  override_with(base.kill_after, later.kill_after);
+  override_with(base.warn_after, later.warn_after);
+  override_with(base.leftovers, later.leftovers);
+  override_with(base.queue, later.queue);
 }
 
 // Like sshd's StrictModes: every directory above a config file must be owned by root or

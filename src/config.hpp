@@ -11,6 +11,9 @@
 
 namespace loto {
 
+// Most holders a resource may allow at once (slots: N): one lock file each.
+inline constexpr int k_max_slots = 128;
+
 // A value and where it was set, e.g. "/etc/loto.yaml:12".
 template <typename T> struct Sourced {
   T value{};
@@ -23,12 +26,21 @@ struct PolicySettings {
   std::optional<Sourced<Duration>> timeout;
   std::optional<Sourced<int>> conflict_exit_code;
   std::optional<Sourced<bool>> inherit_lock;
+  // Limits on the job once it runs.
+  std::optional<Sourced<Duration>> max_runtime;  // then SIGTERM to every process of the job
+  std::optional<Sourced<Duration>> kill_after;   // SIGTERM to SIGKILL
+  std::optional<Sourced<Duration>> warn_after;   // one `overdue` record, the job runs on
+  std::optional<Sourced<std::string>> leftovers; // leave, wait or kill
+  std::optional<Sourced<std::string>> queue;     // fifo or none: how waiters are ordered
 };
 
 struct ResourceConfig {
   std::optional<Sourced<std::string>> path;    // absolute; default <lock_dir>/loto.NAME
   std::optional<Sourced<std::string>> backend; // "flock" (default) or "etcd"
   std::string backend_position;                // FILE:LINE:COL of the backend value
+  // How many may hold it at once; 0 stands for `auto`, the number of online CPUs.
+  std::optional<Sourced<int>> slots;
+  std::string slots_position; // FILE:LINE:COL of the slots value
   PolicySettings policy;
   std::string description;
   std::string origin; // where the resource was defined

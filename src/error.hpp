@@ -16,6 +16,7 @@ inline constexpr int cannot_create = 73; // EX_CANTCREAT: cannot create or open 
 inline constexpr int busy = 75;          // EX_TEMPFAIL: lock not acquired (default)
 inline constexpr int unsafe = 77;        // EX_NOPERM: lock file refused as unsafe
 inline constexpr int config = 78;        // EX_CONFIG: configuration file invalid or untrusted
+inline constexpr int overrun = 124;      // the job ran past its maximum runtime (as timeout(1))
 inline constexpr int not_executable = 126;
 inline constexpr int not_found = 127;
 inline constexpr int signal_base = 128; // 128 + N: killed by or interrupted by signal N

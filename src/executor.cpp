@@ -170,6 +170,175 @@ const char* outcome_of(AcquireStatus status) {
   }
 }
 
+// "pid 4242: tar czf ..., pid 4250: sleep 600", at most 10, for one record.
+std::string describe_processes(const std::vector<LeftoverProcess>& processes) {
+  std::vector<std::string> parts;
+  for (const auto& process : processes) {
+    if (parts.size() == 10) {
+      parts.push_back("and " + std::to_string(processes.size() - 10) + " more");
+      break;
+    }
+    parts.push_back("pid " + std::to_string(process.pid) + ": " +
+                    (process.command.empty() ? "?" : process.command));
+  }
+  return join(parts, ", ");
+}
+
+std::string leftover_policy(LeftoverMode mode) {
+  switch (mode) {
+  case LeftoverMode::wait:
+    return "loto holds the lock until they exit";
+  case LeftoverMode::kill:
+    return "loto stops them";
+  case LeftoverMode::leave:
+    break;
+  }
+  return "left running";
+}
+
+const char* leftover_mode_name(LeftoverMode mode) {
+  return mode == LeftoverMode::wait ? "wait" : mode == LeftoverMode::kill ? "kill" : "leave";
+}
+
+// Reports how the job ended and returns loto's exit status for it.
+int report_finished(const Plan& plan,
+                    const CommandOutcome& outcome,
+                    Fields fields,
+                    const std::string& held_ms,
+                    Log& log) {
+  if (outcome.stop == JobStop::lease_lost) {
+    // The job was stopped because another host may get the lock: loto's own failure.
+    fields.emplace_back("stopped_with", signal_name(outcome.job_signal));
+    log.error(outcome.stop_reason + "; the command was stopped with " +
+                  signal_name(outcome.job_signal) + " after " + held_ms + " ms (its status was " +
+                  std::to_string(outcome.exit_status) + ")",
+              "lost",
+              fields);
+    return exit_code::unavailable;
+  }
+  if (outcome.stop == JobStop::overrun) {
+    fields.emplace_back("stopped_with", signal_name(outcome.job_signal));
+    fields.emplace_back("max_runtime_ms",
+                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           plan.limits.max_runtime.value_or(Duration::zero()))
+                                           .count()));
+    log.error("the command ran past its maximum runtime of " +
+                  format_duration(plan.limits.max_runtime.value_or(Duration::zero())) +
+                  " and was stopped with " + signal_name(outcome.job_signal) + " (its status was " +
+                  std::to_string(outcome.exit_status) + ")",
+              "overrun",
+              fields);
+    return exit_code::overrun;
+  }
+  if (outcome.stop == JobStop::leftovers) {
+    fields.emplace_back("leftovers_stopped_with", signal_name(outcome.job_signal));
+  }
+  if (log.shows_progress()) {
+    log.progress(outcome.signal != 0
+                     ? "command killed by " + signal_name(outcome.signal) + " after " + held_ms +
+                           " ms; exit status " + std::to_string(outcome.exit_status)
+                     : "command exited with status " + std::to_string(outcome.exit_status) +
+                           "; lock held for " + held_ms + " ms");
+  }
+  log.audit(Log::Severity::info, "finished", fields);
+  return outcome.exit_status;
+}
+
+// Runs the command under the held locks, reports, and releases them once the job is done.
+int run_job(const Plan& plan,
+            std::vector<std::unique_ptr<HeldLock>>& held,
+            std::chrono::milliseconds waited,
+            Log& log,
+            const SignalBaseline& baseline,
+            RunRecord& run) {
+  // With inherit_lock, the command's processes share the lock descriptors, so no process
+  // of the job runs unlocked even if loto itself is killed.
+  CommandSpec spec{plan.command, plan.command_environment, {}, {}, plan.limits};
+  for (const auto& lock : held) {
+    if (plan.inherit_lock && lock->inheritable_fd() >= 0) {
+      spec.inherit_fds.push_back(lock->inheritable_fd());
+    }
+    if (LeaseWatch* lease = lock->lease()) {
+      spec.leases.push_back(lease);
+    }
+  }
+  const auto extra_environment = lock_environment(held);
+  spec.environment.insert(
+      spec.environment.end(), extra_environment.begin(), extra_environment.end());
+  const Fields held_fields = lock_fields(held);
+  Fields base_fields{{"resource", plan.lock_names}, {"lock", plan.lock_paths}};
+  if (plan.shared) {
+    base_fields.emplace_back("mode", "shared");
+  }
+
+  const auto held_since = Clock::now();
+  pid_t job_pid = 0;
+  JobEvents events;
+  events.started = [&](pid_t pid) {
+    job_pid = pid;
+    run.started_at = unix_now();
+    // Reported once the command is on its way, so logging never delays the job.
+    if (log.shows_progress()) {
+      log.progress("acquired " +
+                   (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
+                   " after " + std::to_string(waited.count()) + " ms");
+      log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
+    }
+    Fields fields = base_fields;
+    fields.emplace_back("waited_ms", std::to_string(waited.count()));
+    fields.insert(fields.end(), held_fields.begin(), held_fields.end());
+    log.audit(Log::Severity::info, "acquired", fields);
+  };
+  events.overdue = [&] {
+    const std::string after = format_duration(plan.limits.warn_after.value_or(Duration::zero()));
+    if (log.shows_progress()) {
+      log.progress("the command has held the lock for over " + after + " and runs on");
+    }
+    Fields fields = base_fields;
+    fields.emplace_back("pid", std::to_string(job_pid));
+    fields.emplace_back("held_ms", milliseconds_since(held_since));
+    fields.emplace_back("warn_after", after);
+    log.audit(Log::Severity::warning, "overdue", fields);
+  };
+  events.leftovers = [&](const std::vector<LeftoverProcess>& processes) {
+    const std::string listed = describe_processes(processes);
+    if (log.shows_progress()) {
+      log.progress("the command exited and left " + std::to_string(processes.size()) +
+                   " process(es) running (" + leftover_policy(plan.limits.leftovers) +
+                   "): " + listed);
+    }
+    Fields fields = base_fields;
+    std::vector<std::string> pids;
+    for (const auto& process : processes) {
+      pids.push_back(std::to_string(process.pid));
+    }
+    fields.emplace_back("pids", join(pids, ","));
+    fields.emplace_back("processes", listed);
+    fields.emplace_back("leftovers", leftover_mode_name(plan.limits.leftovers));
+    log.audit(Log::Severity::warning, "leftover", fields);
+  };
+  const CommandOutcome outcome = run_command(spec, baseline, events);
+  // Release at once: the next job should not wait for loto's own bookkeeping.
+  held.clear();
+  run.held_seconds = seconds(Clock::now() - held_since);
+  run.outcome = outcome.stop == JobStop::lease_lost ? "lost"
+                : outcome.stop == JobStop::overrun  ? "overrun"
+                                                    : "ran";
+  if (run.outcome == "ran" && outcome.exit_status == 0) {
+    run.succeeded_at = unix_now();
+  }
+
+  const std::string held_ms = milliseconds_since(held_since);
+  Fields fields = base_fields;
+  fields.emplace_back("status", std::to_string(outcome.exit_status));
+  fields.emplace_back("held_ms", held_ms);
+  fields.insert(fields.end(), held_fields.begin(), held_fields.end());
+  if (outcome.signal != 0) {
+    fields.emplace_back("signal", signal_name(outcome.signal));
+  }
+  return report_finished(plan, outcome, std::move(fields), held_ms, log);
+}
+
 // Takes the locks, runs the command and reports; `run` gets what the metrics count.
 int run_under_locks(const Plan& plan,
                     LockBackend& backend,
@@ -237,74 +406,7 @@ int run_under_locks(const Plan& plan,
     }
   }
 
-  // With inherit_lock, the command's processes share the lock descriptors, so no process
-  // of the job runs unlocked even if loto itself is killed.
-  CommandSpec spec{plan.command, plan.command_environment, {}, {}};
-  for (const auto& lock : held) {
-    if (plan.inherit_lock && lock->inheritable_fd() >= 0) {
-      spec.inherit_fds.push_back(lock->inheritable_fd());
-    }
-    if (LeaseWatch* lease = lock->lease()) {
-      spec.leases.push_back(lease);
-    }
-  }
-  const auto extra_environment = lock_environment(held);
-  spec.environment.insert(
-      spec.environment.end(), extra_environment.begin(), extra_environment.end());
-  const Fields held_fields = lock_fields(held);
-
-  const auto held_since = Clock::now();
-  const CommandOutcome outcome = run_command(spec, baseline, [&](pid_t pid) {
-    run.started_at = unix_now();
-    // Reported once the command is on its way, so logging never delays the job.
-    if (log.shows_progress()) {
-      log.progress("acquired " +
-                   (plan.locks.size() == 1 ? describe(plan.locks.front()) : plan.lock_names) +
-                   " after " + std::to_string(waited.count()) + " ms");
-      log.progress("started pid " + std::to_string(pid) + ": " + join_command(plan.command));
-    }
-    Fields fields{{"resource", plan.lock_names},
-                  {"lock", plan.lock_paths},
-                  {"waited_ms", std::to_string(waited.count())}};
-    fields.insert(fields.end(), held_fields.begin(), held_fields.end());
-    log.audit(Log::Severity::info, "acquired", fields);
-  });
-  // Release at once: the next job should not wait for loto's own bookkeeping.
-  held.clear();
-  run.held_seconds = seconds(Clock::now() - held_since);
-  run.outcome = outcome.lost_reason.empty() ? "ran" : "lost";
-  if (outcome.lost_reason.empty() && outcome.exit_status == 0) {
-    run.succeeded_at = unix_now();
-  }
-
-  const std::string held_ms = milliseconds_since(held_since);
-  Fields fields{{"resource", plan.lock_names},
-                {"lock", plan.lock_paths},
-                {"status", std::to_string(outcome.exit_status)},
-                {"held_ms", held_ms}};
-  fields.insert(fields.end(), held_fields.begin(), held_fields.end());
-  if (outcome.signal != 0) {
-    fields.emplace_back("signal", signal_name(outcome.signal));
-  }
-  if (!outcome.lost_reason.empty()) {
-    // The job was stopped because another host may get the lock: loto's own failure.
-    fields.emplace_back("stopped_with", signal_name(outcome.job_signal));
-    log.error(outcome.lost_reason + "; the command was stopped with " +
-                  signal_name(outcome.job_signal) + " after " + held_ms + " ms (its status was " +
-                  std::to_string(outcome.exit_status) + ")",
-              "lost",
-              fields);
-    return exit_code::unavailable;
-  }
-  if (log.shows_progress()) {
-    log.progress(outcome.signal != 0
-                     ? "command killed by " + signal_name(outcome.signal) + " after " + held_ms +
-                           " ms; exit status " + std::to_string(outcome.exit_status)
-                     : "command exited with status " + std::to_string(outcome.exit_status) +
-                           "; lock held for " + held_ms + " ms");
-  }
-  log.audit(Log::Severity::info, "finished", fields);
-  return outcome.exit_status;
+  return run_job(plan, held, waited, log, baseline, run);
 }
 
 } // namespace

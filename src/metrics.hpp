@@ -12,7 +12,7 @@ namespace loto {
 // One run of loto as the metrics count it.
 struct RunRecord {
   std::vector<std::string> resources; // each -L, as named
-  std::string outcome;                // ran, busy, timeout, interrupted, error, lost
+  std::string outcome;                // ran, busy, timeout, interrupted, error, lost, overrun
   int exit_status = 0;                // loto's
   double waited_seconds = 0;
   std::optional<double> started_at;   // Unix time the command started

@@ -4,6 +4,8 @@
 #include "error.hpp"
 #include "text.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <climits>
@@ -118,11 +120,29 @@ void append_etcd_settings(const EtcdSettings& settings,
   views.push_back({"etcd.prefix", etcd.prefix, origin(settings.prefix)});
 }
 
-// The lock of resource `name`: its lock file, or its etcd lock.
+// Whether waiters queue in order of arrival: the resource's `queue:`, else `defaults:`.
+bool queue_is_fifo(const PolicySettings* resource, const PolicySettings& defaults) {
+  if (resource != nullptr && resource->queue) {
+    return resource->queue->value == "fifo";
+  }
+  return defaults.queue && defaults.queue->value == "fifo";
+}
+
+// `slots: auto`: one per online CPU, within the bounds a config value has.
+int slot_count(const Sourced<int>& slots) {
+  if (slots.value != 0) {
+    return slots.value;
+  }
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<int>(std::clamp<long>(cpus, 1, k_max_slots));
+}
+
+// The lock of resource `name`: its lock file(s), or its etcd lock.
 LockTarget target_of(const std::string& name,
                      const ResourceConfig& resource,
                      const std::string& lock_dir,
-                     const EtcdPlan& etcd) {
+                     const EtcdPlan& etcd,
+                     const PolicySettings& defaults) {
   if (resource.backend && resource.backend->value == "etcd") {
     if (etcd.endpoints.empty()) {
       throw Error(exit_code::config,
@@ -130,11 +150,39 @@ LockTarget target_of(const std::string& name,
                       " uses backend etcd, but no etcd endpoints are set; add an etcd: "
                       "section with endpoints: [http://HOST:2379, ...]");
     }
+    if (resource.slots && resource.slots->value != 1) {
+      throw Error(exit_code::config,
+                  resource.slots_position + ": resource " + quoted(name) +
+                      " uses backend etcd, which has no slots yet (remove slots:, or use "
+                      "backend: flock)");
+    }
     const std::string lock_name = etcd.prefix + name;
     return LockTarget{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
   }
-  return LockTarget{
+  LockTarget target{
       name, resource.path ? resource.path->value : lock_dir + "/loto." + name, LockKind::flock, ""};
+  target.slots = resource.slots ? slot_count(*resource.slots) : 1;
+  target.fifo = queue_is_fifo(&resource.policy, defaults);
+  return target;
+}
+
+// The slots and queue of one local lock, for --show-config.
+void append_queue_settings(const LockTarget& lock,
+                           const ResourceConfig* resource,
+                           const PolicySettings& defaults,
+                           std::vector<SettingView>& views) {
+  std::string slots_origin = k_builtin;
+  if (resource != nullptr && resource->slots) {
+    slots_origin = resource->slots->origin;
+  }
+  std::string queue_origin = k_builtin;
+  if (resource != nullptr && resource->policy.queue) {
+    queue_origin = resource->policy.queue->origin;
+  } else if (defaults.queue) {
+    queue_origin = defaults.queue->origin;
+  }
+  views.push_back({"slots " + lock.name, std::to_string(lock.slots), slots_origin});
+  views.push_back({"queue " + lock.name, lock.fifo ? "fifo" : "none", queue_origin});
 }
 
 // One global order, by canonical path (etcd locks by name, after the paths), without
@@ -155,6 +203,56 @@ std::vector<LockTarget> in_global_order(std::vector<LockTarget> locks) {
     }
   }
   return unique;
+}
+
+LeftoverMode leftover_mode(const std::string& name) {
+  return name == "wait"   ? LeftoverMode::wait
+         : name == "kill" ? LeftoverMode::kill
+                          : LeftoverMode::leave;
+}
+
+// The limits on the running job, layer by layer, and their --show-config lines.
+JobLimits make_job_limits(const CliOptions& cli,
+                          const PolicySettings& defaults,
+                          const PolicySettings* resource,
+                          std::vector<SettingView>& views) {
+  Layered<std::optional<Duration>> max_runtime{std::nullopt};
+  Layered<Duration> kill_after{JobLimits{}.kill_after};
+  Layered<std::optional<Duration>> warn_after{std::nullopt};
+  Layered<std::string> leftovers{"leave"};
+  const auto apply = [&](const PolicySettings& policy) {
+    const auto apply_optional = [](auto& layered, const auto& setting) {
+      if (setting) {
+        layered.value = setting->value;
+        layered.origin = setting->origin;
+      }
+    };
+    apply_optional(max_runtime, policy.max_runtime);
+    kill_after.apply(policy.kill_after);
+    apply_optional(warn_after, policy.warn_after);
+    leftovers.apply(policy.leftovers);
+  };
+  apply(defaults);
+  if (resource != nullptr) {
+    apply(*resource);
+  }
+  if (cli.max_runtime) {
+    max_runtime.apply_command_line(cli.max_runtime);
+  }
+  if (cli.kill_after) {
+    kill_after.apply_command_line(*cli.kill_after);
+  }
+  if (cli.leftovers) {
+    leftovers.apply_command_line(*cli.leftovers);
+  }
+  const auto shown = [](const std::optional<Duration>& value) {
+    return value ? format_duration(*value) : std::string("none");
+  };
+  views.push_back({"max_runtime", shown(max_runtime.value), max_runtime.origin});
+  views.push_back({"kill_after", format_duration(kill_after.value), kill_after.origin});
+  views.push_back({"warn_after", shown(warn_after.value), warn_after.origin});
+  views.push_back({"leftovers", leftovers.value, leftovers.origin});
+  return {max_runtime.value, kill_after.value, warn_after.value, leftover_mode(leftovers.value)};
 }
 
 } // namespace
@@ -206,7 +304,7 @@ Plan make_plan(const CliOptions& cli,
   }
   const EtcdPlan etcd = make_etcd_plan(config.etcd);
   const auto resource_target = [&](const std::string& name, const ResourceConfig& resource) {
-    return target_of(name, resource, lock_dir.value, etcd);
+    return target_of(name, resource, lock_dir.value, etcd, config.defaults);
   };
 
   // The locks, as named on the command line; resource settings come from the first one.
@@ -219,7 +317,9 @@ Plan make_plan(const CliOptions& cli,
                     "invalid lock path " + quoted(value) + ": it " + *problem +
                         " (use an absolute path, or a resource name)");
       }
-      locks.push_back({value, value, LockKind::flock, ""});
+      LockTarget target{value, value, LockKind::flock, ""};
+      target.fifo = queue_is_fifo(nullptr, config.defaults);
+      locks.push_back(target);
       continue;
     }
     if (!is_valid_resource_name(value)) {
@@ -243,6 +343,20 @@ Plan make_plan(const CliOptions& cli,
   }
 
   plan.locks = in_global_order(std::move(locks));
+  for (auto& lock : plan.locks) {
+    if (cli.shared && lock.slots > 1) {
+      throw Error(exit_code::usage,
+                  "resource " + quoted(lock.name) + " has " + std::to_string(lock.slots) +
+                      " slots, which are not taken shared (drop -s)");
+    }
+    if (cli.shared && lock.kind == LockKind::etcd) {
+      throw Error(exit_code::usage,
+                  "resource " + quoted(lock.name) +
+                      " is an etcd lock, which has no shared mode (drop -s, or use a local "
+                      "resource)");
+    }
+    lock.shared = cli.shared;
+  }
 
   Layered<bool> wait{false};
   Layered<std::optional<Duration>> timeout{std::nullopt};
@@ -320,6 +434,13 @@ Plan make_plan(const CliOptions& cli,
       {"logging.ident", ident.value, ident.origin},
       {"logging.level", level.value, level.origin},
   };
+  plan.shared = cli.shared;
+  plan.settings.push_back(
+      {"mode", cli.shared ? "shared" : "exclusive", cli.shared ? k_command_line : k_builtin});
+  plan.limits = make_job_limits(cli,
+                                config.defaults,
+                                first_resource != nullptr ? &first_resource->policy : nullptr,
+                                plan.settings);
   append_etcd_settings(config.etcd, etcd, plan.settings);
   for (const auto& lock : plan.locks) {
     const auto it = resources.find(lock.name);
@@ -333,17 +454,25 @@ Plan make_plan(const CliOptions& cli,
       origin = lock_dir.origin == k_builtin ? k_builtin : "lock_dir at " + lock_dir.origin;
     }
     plan.settings.push_back({"lock " + lock.name, lock.path, origin});
+    if (lock.kind == LockKind::flock) {
+      append_queue_settings(lock, named ? &it->second : nullptr, config.defaults, plan.settings);
+    }
   }
 
   for (const auto& [name, resource] : resources) {
     WaitLimit resource_limit;
     resource_limit.apply(config.defaults);
     resource_limit.apply(resource.policy);
-    plan.resources.push_back({resource_target(name, resource),
-                              name,
-                              describe_wait(resource_limit.value),
-                              resource.description,
-                              resource.origin});
+    LockTarget target = resource_target(name, resource);
+    std::string policy = describe_wait(resource_limit.value);
+    if (target.slots > 1) {
+      policy += ", " + std::to_string(target.slots) + " slots";
+    }
+    if (target.fifo) {
+      policy += ", fifo";
+    }
+    plan.resources.push_back(
+        {std::move(target), name, policy, resource.description, resource.origin});
   }
 
   // The command's environment: the caller's, with loto's own variables replaced.
@@ -359,7 +488,8 @@ Plan make_plan(const CliOptions& cli,
     // The fleet lock's variables come from the executor, and only for a run that holds
     // one: a value inherited from an outer loto would name another lock.
     if (!entry.starts_with("LOTO_RESOURCE=") && !entry.starts_with("LOTO_LOCKFILE=") &&
-        !entry.starts_with("LOTO_FENCING_TOKEN=") && !entry.starts_with("LOTO_ETCD_LEASE=")) {
+        !entry.starts_with("LOTO_FENCING_TOKEN=") && !entry.starts_with("LOTO_ETCD_LEASE=") &&
+        !entry.starts_with("LOTO_SLOT=")) {
       plan.command_environment.push_back(entry);
     }
   }

@@ -21,6 +21,10 @@ struct LockTarget {
   std::string path;
   LockKind kind = LockKind::flock;
   std::string etcd_name; // etcd: <prefix><resource name>, the etcdctl lock name
+  bool shared = false;   // flock: LOCK_SH, with other shared holders (-s)
+  // flock: how many may hold it at once. Slot 0 is `path` itself, slot N is `path.N`.
+  int slots = 1;
+  bool fifo = false; // flock: waiters are served in the order they came (queue: fifo)
 };
 
 // The cluster that etcd resources lock through.
@@ -28,6 +32,17 @@ struct EtcdPlan {
   std::vector<std::string> endpoints; // empty when the config has none
   Duration ttl = std::chrono::seconds(10);
   std::string prefix = "loto/";
+};
+
+// What loto does with processes the job's main process leaves behind when it exits.
+enum class LeftoverMode { leave, wait, kill };
+
+// Limits on the job while it runs.
+struct JobLimits {
+  std::optional<Duration> max_runtime; // then SIGTERM to every process of the job, exit 124
+  Duration kill_after = std::chrono::seconds(10); // SIGTERM to SIGKILL
+  std::optional<Duration> warn_after;             // one `overdue` record; the job runs on
+  LeftoverMode leftovers = LeftoverMode::leave;
 };
 
 struct LogPlan {
@@ -65,6 +80,8 @@ struct Plan {
   std::optional<Duration> wait_limit = Duration::zero();
   int conflict_exit_code = 75;
   bool inherit_lock = true; // the command's processes hold the lock too
+  bool shared = false;      // -s: shared with other shared holders, excluding exclusive ones
+  JobLimits limits;
   EtcdPlan etcd;
   std::string metrics_dir; // where loto.prom goes; empty: no metrics
   LogPlan log;

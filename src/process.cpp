@@ -216,9 +216,46 @@ void signal_job(int signal, std::set<pid_t>& signalled) {
   }
 }
 
-// Whether any process of the job is left (loto's children, zombies included).
+// Whether any process of the job is left: loto's children, zombies included (one system
+// call; loto's only children are the job's, and its orphans once loto is their subreaper).
 bool job_remains() {
-  return !children_of(::getpid()).empty();
+  siginfo_t info{};
+  return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+// Every process of the job still there, with its command line, for the `leftover` record.
+std::vector<LeftoverProcess> list_job() {
+  std::vector<LeftoverProcess> found;
+  std::vector<pid_t> pending = children_of(::getpid());
+  std::set<pid_t> seen;
+  while (!pending.empty() && found.size() < 1000) {
+    const pid_t pid = pending.back();
+    pending.pop_back();
+    if (!seen.insert(pid).second) {
+      continue;
+    }
+    std::string command;
+    const int fd =
+        ::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (const auto text = read_to_end(fd, 256, std::size_t{1} << 16)) {
+        std::vector<std::string> words;
+        std::size_t at = 0;
+        while (at < text->size()) {
+          const auto end = std::min(text->find('\0', at), text->size());
+          words.push_back(text->substr(at, end - at));
+          at = end + 1;
+        }
+        command = join_command(words);
+      }
+      ::close(fd);
+    }
+    found.push_back({pid, command});
+    const auto grandchildren = children_of(pid);
+    pending.insert(pending.end(), grandchildren.begin(), grandchildren.end());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
+  return found;
 }
 
 } // namespace
@@ -385,22 +422,52 @@ void block_supervised_signals(const SignalBaseline& baseline) {
 
 namespace {
 
-// Where the job stands against its leases' deadlines.
-struct LeaseState {
-  std::string lost_reason;
+// One reason to stop the job: SIGTERM to every process of it from `term` on, SIGKILL
+// from `kill` on (time_point::max() while not due).
+struct StopRule {
+  MonotonicTime term;
+  MonotonicTime kill;
+  JobStop kind;
+  const LeaseWatch* lease; // lease_lost: whose loss_reason() to report
+};
+
+// The rules in force now: the leases' deadlines, the maximum runtime, and the stop of the
+// leftovers once the main process is done (`leftovers_from`, with leftovers: kill).
+std::vector<StopRule> stop_rules(const CommandSpec& spec,
+                                 MonotonicTime started,
+                                 const std::optional<MonotonicTime>& leftovers_from) {
+  std::vector<StopRule> rules;
+  for (const LeaseWatch* lease : spec.leases) {
+    rules.push_back({lease->term_deadline(), lease->kill_deadline(), JobStop::lease_lost, lease});
+  }
+  if (spec.limits.max_runtime) {
+    const MonotonicTime due = started + *spec.limits.max_runtime;
+    rules.push_back({due, due + spec.limits.kill_after, JobStop::overrun, nullptr});
+  }
+  if (leftovers_from) {
+    rules.push_back(
+        {*leftovers_from, *leftovers_from + spec.limits.kill_after, JobStop::leftovers, nullptr});
+  }
+  return rules;
+}
+
+// Where the job stands against the rules that stop it.
+struct StopState {
+  JobStop stop = JobStop::none; // the first rule that came due
+  std::string reason;
   int job_signal = 0; // SIGTERM, then SIGKILL, once sent
   MonotonicTime killed_at{};
   std::set<pid_t> terminated; // the processes that have had their SIGTERM
 
-  bool lost() const {
+  bool stopping() const {
     return job_signal != 0;
   }
 
   // The next deadline still to act on, or nullopt.
-  std::optional<MonotonicTime> next_deadline(const std::vector<LeaseWatch*>& leases) const {
+  std::optional<MonotonicTime> next_deadline(const std::vector<StopRule>& rules) const {
     std::optional<MonotonicTime> next;
-    for (const LeaseWatch* lease : leases) {
-      const MonotonicTime due = job_signal == 0 ? lease->term_deadline() : lease->kill_deadline();
+    for (const StopRule& rule : rules) {
+      const MonotonicTime due = job_signal == 0 ? rule.term : rule.kill;
       if (job_signal != SIGKILL && due != MonotonicTime::max() && (!next || due < *next)) {
         next = due;
       }
@@ -411,15 +478,15 @@ struct LeaseState {
   // Sends what is due by now: SIGTERM from the first term deadline on (to each process
   // once, including those that turn up later), SIGKILL from the first kill deadline on
   // (on every call, for processes forked meanwhile).
-  void act(const std::vector<LeaseWatch*>& leases) {
+  void act(const std::vector<StopRule>& rules) {
     const MonotonicTime now = std::chrono::steady_clock::now();
-    for (const LeaseWatch* lease : leases) {
-      if (lease->kill_deadline() <= now && job_signal != SIGKILL) {
-        note(*lease);
+    for (const StopRule& rule : rules) {
+      if (rule.kill <= now && job_signal != SIGKILL) {
+        note(rule);
         job_signal = SIGKILL;
         killed_at = now;
-      } else if (lease->term_deadline() <= now && job_signal == 0) {
-        note(*lease);
+      } else if (rule.term <= now && job_signal == 0) {
+        note(rule);
         job_signal = SIGTERM;
       }
     }
@@ -431,9 +498,10 @@ struct LeaseState {
     }
   }
 
-  void note(const LeaseWatch& lease) {
-    if (lost_reason.empty()) {
-      lost_reason = lease.loss_reason();
+  void note(const StopRule& rule) {
+    if (stop == JobStop::none) {
+      stop = rule.kind;
+      reason = rule.lease != nullptr ? rule.lease->loss_reason() : "";
     }
   }
 };
@@ -576,12 +644,12 @@ private:
   int m_fd = -1;
 };
 
-// Collects the exited children: the command's status once it is among them, and under a
-// lease (`any_child`) the orphans loto adopted.
-void reap_children(pid_t command, bool any_child, std::optional<CommandOutcome>& finished) {
+// Collects the exited children: the command's status once it is among them, and the
+// orphans loto adopted as their subreaper.
+void reap_children(pid_t command, std::optional<CommandOutcome>& finished) {
   for (;;) {
     int status = 0;
-    const pid_t reaped = ::waitpid(any_child ? -1 : command, &status, WNOHANG);
+    const pid_t reaped = ::waitpid(-1, &status, WNOHANG);
     if (reaped < 0 && errno == EINTR) {
       continue;
     }
@@ -589,81 +657,162 @@ void reap_children(pid_t command, bool any_child, std::optional<CommandOutcome>&
       return;
     }
     if (reaped == command) {
-      finished =
-          WIFSIGNALED(status)
-              ? CommandOutcome{exit_code::signal_base + WTERMSIG(status), WTERMSIG(status), "", 0}
-              : CommandOutcome{WEXITSTATUS(status), 0, "", 0};
+      finished = WIFSIGNALED(status) ? CommandOutcome{exit_code::signal_base + WTERMSIG(status),
+                                                      WTERMSIG(status),
+                                                      JobStop::none,
+                                                      "",
+                                                      0}
+                                     : CommandOutcome{WEXITSTATUS(status), 0, JobStop::none, "", 0};
     }
   }
 }
 
 // The one loop of the job: the command's exit and the signals to forward (a signalfd),
-// the leases' news (their descriptors) and their deadlines (the poll timeout). Once a lease
-// is lost, the loop ends only when every process of the job is gone, not just the
-// command's main process.
-CommandOutcome supervise(pid_t pid, const SignalQueue& signals, const CommandSpec& spec) {
-  const bool guarded = !spec.leases.empty();
-  LeaseState state;
-  std::optional<CommandOutcome> finished;
-  std::vector<pollfd> fds;
-  for (;;) {
-    state.act(spec.leases);
-    if (finished) {
-      const bool waited_enough = state.job_signal == SIGKILL &&
-                                 std::chrono::steady_clock::now() >= state.killed_at + k_kill_wait;
-      if (!state.lost() || waited_enough || !job_remains()) {
-        finished->lost_reason = state.lost_reason;
-        finished->job_signal = state.job_signal;
-        return *finished;
+// the leases' news (their descriptors), and every deadline (the poll timeout): the
+// leases', the maximum runtime, the overdue warning and the leftovers' stop. Once loto has
+// begun to stop the job, or waits for its leftovers, the loop ends only when every process
+// of the job is gone, not just the command's main process.
+class Supervisor {
+public:
+  Supervisor(pid_t pid, const CommandSpec& spec, const JobEvents& events)
+      : m_pid(pid), m_spec(spec), m_events(events), m_started(std::chrono::steady_clock::now()) {
+    if (spec.limits.warn_after) {
+      m_warn_at = m_started + *spec.limits.warn_after;
+    }
+  }
+
+  CommandOutcome run(const SignalQueue& signals) {
+    std::vector<pollfd> fds;
+    for (;;) {
+      const std::vector<StopRule> rules = stop_rules(m_spec, m_started, m_leftovers_from);
+      m_state.act(rules);
+      warn_if_overdue();
+      if (m_finished) {
+        const bool had_leftover_rule = m_leftovers_from.has_value();
+        if (done()) {
+          m_finished->stop = m_state.stop;
+          m_finished->stop_reason = m_state.reason;
+          m_finished->job_signal = m_state.job_signal;
+          return *m_finished;
+        }
+        if (m_leftovers_from.has_value() != had_leftover_rule) {
+          continue; // leftovers: kill has just begun; act on its rule first
+        }
+      }
+      fds.assign(1, pollfd{signals.fd(), POLLIN, 0});
+      for (const LeaseWatch* lease : m_spec.leases) {
+        fds.push_back(pollfd{lease->fd(), POLLIN, 0}); // poll() skips a negative fd
+      }
+      if (::poll(fds.data(), fds.size(), timeout(rules)) < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        os_failure("cannot wait for the command");
+      }
+      for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents != 0) {
+          m_spec.leases[i - 1]->on_readable();
+        }
+      }
+      on_signal(fds[0].revents != 0 ? signals.take() : 0);
+    }
+  }
+
+private:
+  // With the main process gone: whether the loop may end now.
+  bool done() {
+    if (m_state.stopping()) {
+      const bool waited_enough =
+          m_state.job_signal == SIGKILL &&
+          std::chrono::steady_clock::now() >= m_state.killed_at + k_kill_wait;
+      return waited_enough || !job_remains();
+    }
+    if (m_leftovers_seen) {
+      return !job_remains(); // leftovers: wait (kill is a stop rule)
+    }
+    if (!job_remains()) {
+      return true;
+    }
+    m_leftovers_seen = true;
+    if (m_events.leftovers) {
+      m_events.leftovers(list_job());
+    }
+    switch (m_spec.limits.leftovers) {
+    case LeftoverMode::leave:
+      return true;
+    case LeftoverMode::kill:
+      m_leftovers_from = std::chrono::steady_clock::now();
+      return false;
+    case LeftoverMode::wait:
+      return false;
+    }
+    return true;
+  }
+
+  void warn_if_overdue() {
+    if (m_warn_at && std::chrono::steady_clock::now() >= *m_warn_at) {
+      m_warn_at.reset();
+      if (m_events.overdue) {
+        m_events.overdue();
       }
     }
-    fds.assign(1, pollfd{signals.fd(), POLLIN, 0});
-    for (const LeaseWatch* lease : spec.leases) {
-      fds.push_back(pollfd{lease->fd(), POLLIN, 0}); // poll() skips a negative fd
+  }
+
+  int timeout(const std::vector<StopRule>& rules) const {
+    if (m_state.job_signal == SIGKILL) {
+      return 100; // look again every 100 ms until the job is gone
     }
-    // After SIGKILL, look again every 100 ms until the job is gone.
-    const int timeout =
-        state.job_signal == SIGKILL ? 100 : poll_timeout(state.next_deadline(spec.leases));
-    if (::poll(fds.data(), fds.size(), timeout) < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      os_failure("cannot wait for the command");
+    std::optional<MonotonicTime> next = m_state.next_deadline(rules);
+    if (m_warn_at && (!next || *m_warn_at < *next)) {
+      next = m_warn_at;
     }
-    for (std::size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents != 0) {
-        spec.leases[i - 1]->on_readable();
-      }
-    }
-    const int signal = fds[0].revents != 0 ? signals.take() : 0;
+    return poll_timeout(next);
+  }
+
+  void on_signal(int signal) {
     if (signal == SIGCHLD) {
-      reap_children(pid, guarded, finished);
-    } else if (signal == SIGINT || signal == SIGQUIT || signal == 0 || finished) {
+      reap_children(m_pid, m_finished);
+    } else if (signal == SIGINT || signal == SIGQUIT || signal == 0) {
       // SIGINT and SIGQUIT come from a terminal's Ctrl-C and Ctrl-\, which reach the
       // whole foreground process group, the command included. A kill aimed at the group
       // looks the same to loto as one aimed at it alone, so loto passes neither on (as
-      // system(3) does) and keeps waiting: the command never gets a second copy. Once the
-      // command is gone there is nobody to forward to.
+      // system(3) does) and keeps waiting: the command never gets a second copy.
+    } else if (m_finished) {
+      // Waiting for leftovers, or for a stopped job to go: pass it to what is left.
+      std::set<pid_t> signalled;
+      signal_job(signal, signalled);
     } else {
       // The child is not reaped yet, so its pid cannot have been reused.
-      ::kill(pid, signal);
+      ::kill(m_pid, signal);
     }
   }
-}
+
+  pid_t m_pid;
+  const CommandSpec& m_spec;
+  const JobEvents& m_events;
+  MonotonicTime m_started;
+  StopState m_state;
+  std::optional<CommandOutcome> m_finished;
+  std::optional<MonotonicTime> m_warn_at;
+  std::optional<MonotonicTime> m_leftovers_from;
+  bool m_leftovers_seen = false;
+};
 
 } // namespace
 
-CommandOutcome run_command(const CommandSpec& spec,
-                           const SignalBaseline& baseline,
-                           const std::function<void(pid_t)>& on_started) {
+CommandOutcome
+run_command(const CommandSpec& spec, const SignalBaseline& baseline, const JobEvents& events) {
   const SignalQueue signals(baseline);
-  const bool guarded = !spec.leases.empty();
-  if (guarded && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+  // The job's orphans become loto's children: they can be listed, waited for and stopped.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     os_failure("cannot adopt the job's orphans");
   }
-  const pid_t pid = start_job(spec, baseline, guarded);
-  on_started(pid);
-  return supervise(pid, signals, spec);
+  const pid_t pid = start_job(spec, baseline, !spec.leases.empty());
+  if (events.started) {
+    events.started(pid);
+  }
+  Supervisor supervisor(pid, spec, events);
+  return supervisor.run(signals);
 }
 
 } // namespace loto

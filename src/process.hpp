@@ -76,12 +76,34 @@ private:
 // Blocks the signals loto forwards or waits for, ahead of starting the command.
 void block_supervised_signals(const SignalBaseline& baseline);
 
+// Why loto stopped the job before its main process was done, if it did.
+enum class JobStop {
+  none,
+  lease_lost, // a lock that can be lost (a fleet lock's lease) was, or was about to be
+  overrun,    // the job ran past its maximum runtime
+  leftovers,  // the main process was done; what it left behind was stopped (leftovers: kill)
+};
+
 // What run_command() reports back.
 struct CommandOutcome {
-  int exit_status = 0;     // the command's status, or 128+N when it died of signal N
-  int signal = 0;          // N when it died of a signal
-  std::string lost_reason; // set when a lease was lost and the job was stopped for it
-  int job_signal = 0;      // the last signal sent to the whole job for a lost lease
+  int exit_status = 0; // the main process's status, or 128+N when it died of signal N
+  int signal = 0;      // N when it died of a signal
+  JobStop stop = JobStop::none;
+  std::string stop_reason; // lease_lost: why the lease is being lost
+  int job_signal = 0;      // the last signal sent to the whole job when loto stopped it
+};
+
+// A process of the job still running after the main process exited.
+struct LeftoverProcess {
+  pid_t pid = 0;
+  std::string command;
+};
+
+// What the executor hears about while the job runs.
+struct JobEvents {
+  std::function<void(pid_t)> started;
+  std::function<void()> overdue; // the job has run warn_after and runs on
+  std::function<void(const std::vector<LeftoverProcess>&)> leftovers;
 };
 
 // The command and what it runs with.
@@ -90,19 +112,21 @@ struct CommandSpec {
   std::vector<std::string> environment;
   std::vector<int> inherit_fds; // left open for the command (the local locks)
   // Locks that can be lost while the command runs. With any, the command's main process
-  // dies with loto (PR_SET_PDEATHSIG), loto adopts the job's orphans (a child subreaper),
-  // and when a lease's deadline comes every process of the job gets SIGTERM, then SIGKILL.
+  // dies with loto (PR_SET_PDEATHSIG), and when a lease's deadline comes every process of
+  // the job gets SIGTERM, then SIGKILL.
   std::vector<LeaseWatch*> leases;
+  JobLimits limits;
 };
 
 // Starts the command (clone as vfork + execve, searching PATH as execvp does; the parent learns
 // of exec failures directly) with the inherited signal mask, and runs the one event loop
 // of the job: the command's exit, the signals to forward (SIGTERM, SIGHUP, SIGUSR1,
-// SIGUSR2), the leases' news and their deadlines. SIGINT and SIGQUIT are consumed, not
-// passed on: the terminal already sent them to the command.
+// SIGUSR2), the leases' news, their deadlines and the job's limits. SIGINT and SIGQUIT are
+// consumed, not passed on: the terminal already sent them to the command. loto is the
+// job's child subreaper, so "every process of the job" includes the orphans of its
+// children; what the main process leaves behind is handled as spec.limits.leftovers says.
 // block_supervised_signals() must have been called. Throws Error(127/126/71).
-CommandOutcome run_command(const CommandSpec& spec,
-                           const SignalBaseline& baseline,
-                           const std::function<void(pid_t)>& on_started);
+CommandOutcome
+run_command(const CommandSpec& spec, const SignalBaseline& baseline, const JobEvents& events);
 
 } // namespace loto

@@ -4,8 +4,10 @@
 #include "lock/lock.hpp"
 #include "text.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -13,6 +15,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -65,13 +70,27 @@ private:
 
 class FlockLock final : public HeldLock {
 public:
-  explicit FlockLock(Fd fd) : m_fd(std::move(fd)) {}
+  FlockLock(Fd fd, int slot, int slots) : m_fd(std::move(fd)), m_slot(slot), m_slots(slots) {}
   int inheritable_fd() const override {
     return m_fd.get();
+  }
+  std::vector<std::string> environment() const override {
+    if (m_slots == 1) {
+      return {};
+    }
+    return {"LOTO_SLOT=" + std::to_string(m_slot)};
+  }
+  std::vector<std::pair<std::string, std::string>> audit_fields() const override {
+    if (m_slots == 1) {
+      return {};
+    }
+    return {{"slot", std::to_string(m_slot)}};
   }
 
 private:
   Fd m_fd; // closing it releases the lock (unless the command inherited a copy)
+  int m_slot;
+  int m_slots;
 };
 
 std::string type_name(mode_t mode) {
@@ -300,6 +319,273 @@ bool still_current(int fd, int dir_fd, const std::string& name) {
   return held.st_dev == now.st_dev && held.st_ino == now.st_ino;
 }
 
+[[noreturn]] void lock_failed(const std::string& path, int error) {
+  if (error == ENOLCK || error == EBADF) {
+    throw Error(exit_code::cannot_create,
+                "cannot lock " + quoted(path) + ": " + std::strerror(error) +
+                    " (the filesystem does not support flock; use a local directory)");
+  }
+  throw Error(exit_code::os_error, "cannot lock " + quoted(path) + ": " + std::strerror(error));
+}
+
+// Tries once without waiting. NFSv4 grants an exclusive flock only on a file opened for
+// writing: on EBADF the file is opened again that way.
+bool try_lock(Fd& fd, int dir_fd, const std::string& name, const std::string& path, int operation) {
+  bool reopened_for_nfs = false;
+  for (;;) {
+    if (::flock(fd.get(), operation | LOCK_NB) == 0) {
+      return true;
+    }
+    if (errno == EWOULDBLOCK) {
+      return false;
+    }
+    if (errno != EINTR) {
+      if (errno != EBADF || reopened_for_nfs) {
+        lock_failed(path, errno);
+      }
+      reopened_for_nfs = true;
+      fd = open_lock_file(dir_fd, name, path, O_RDWR);
+      check_lock_file(fd.get(), dir_fd, path);
+    }
+  }
+}
+
+AcquireStatus block_on(int fd, int operation, WaitControl& wait, const std::string& path) {
+  for (;;) {
+    if (wait.interrupt_signal() != 0) {
+      return AcquireStatus::interrupted;
+    }
+    if (wait.deadline_passed()) {
+      return AcquireStatus::timed_out;
+    }
+    if (::flock(fd, operation) == 0) {
+      return AcquireStatus::acquired;
+    }
+    if (errno != EINTR) {
+      lock_failed(path, errno);
+    }
+    wait.tick();
+  }
+}
+
+// ---- The waiting queue ----
+// Each waiter holds an exclusive flock on a ticket file of its own, "<lock file>.q<sequence>",
+// from the moment it starts to wait until it has the lock or gives up. The file appears in
+// the directory already locked, so a live ticket is one that cannot be locked, and a waiter
+// that died (even by SIGKILL) leaves an unlocked file that nobody waits for. The lock file
+// itself stays an ordinary flock(2) lock, so flock(1) users exclude loto and loto them.
+
+constexpr int k_sequence_digits = 20;
+
+struct Ticket {
+  Fd fd;
+  std::uint64_t sequence = 0;
+  std::string file;
+};
+
+std::string ticket_file(const std::string& name, std::uint64_t sequence) {
+  std::array<char, k_sequence_digits + 1> digits{};
+  (void)std::snprintf(digits.data(),
+                      digits.size(),
+                      "%0*llu",
+                      k_sequence_digits,
+                      static_cast<unsigned long long>(sequence));
+  return name + ".q" + digits.data();
+}
+
+// The tickets of lock file `name` (sequence, file name), oldest first.
+std::vector<std::pair<std::uint64_t, std::string>>
+list_tickets(int dir_fd, const std::string& name, const std::string& path) {
+  const int listing = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* dir = listing < 0 ? nullptr : ::fdopendir(listing);
+  if (dir == nullptr) {
+    const int error = errno;
+    if (listing >= 0) {
+      ::close(listing);
+    }
+    cannot_open("list the waiters of", path, error);
+  }
+  const std::string prefix = name + ".q";
+  std::vector<std::pair<std::uint64_t, std::string>> tickets;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string_view file = entry->d_name;
+    if (file.size() == prefix.size() + k_sequence_digits && file.starts_with(prefix) &&
+        file.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos) {
+      tickets.emplace_back(std::stoull(std::string(file.substr(prefix.size()))), file);
+    }
+  }
+  ::closedir(dir);
+  std::sort(tickets.begin(), tickets.end());
+  return tickets;
+}
+
+// Opens a ticket to look at it; -1 if it is gone or not a regular file.
+Fd open_ticket(int dir_fd, const std::string& file) {
+  Fd fd(::openat(dir_fd, file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  struct stat st {};
+  if (fd.get() >= 0 && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) {
+    fd.reset();
+  }
+  return fd;
+}
+
+// A ticket nobody holds is what a waiter that died left behind: removed if the name still
+// names the file we looked at (best effort: in a sticky directory only its owner may).
+void remove_stale_ticket(int dir_fd, const std::string& file, int fd) {
+  struct stat held {};
+  struct stat now {};
+  if (::fstat(fd, &held) == 0 && ::fstatat(dir_fd, file.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+      held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+    ::unlinkat(dir_fd, file.c_str(), 0);
+  }
+}
+
+// Whether anyone waits for lock file `name`: a live ticket.
+bool someone_waits(int dir_fd, const std::string& name, const std::string& path) {
+  for (const auto& ticket : list_tickets(dir_fd, name, path)) {
+    const Fd fd = open_ticket(dir_fd, ticket.second);
+    if (fd.get() < 0) {
+      continue;
+    }
+    if (::flock(fd.get(), LOCK_SH | LOCK_NB) != 0) {
+      return true;
+    }
+    remove_stale_ticket(dir_fd, ticket.second, fd.get());
+  }
+  return false;
+}
+
+// Joins the end of the queue: a new ticket, locked before it gets its name, numbered after
+// every ticket there (and after the clock, so that a number is not used twice).
+Ticket take_ticket(int dir_fd, const std::string& name, const std::string& path) {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const auto clock_sequence = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+  const std::string temporary =
+      name + ".t" + std::to_string(::getpid()) + "." + std::to_string(clock_sequence);
+  Ticket ticket;
+  ticket.fd = Fd(::openat(dir_fd,
+                          temporary.c_str(),
+                          O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+                          k_lock_file_mode));
+  if (ticket.fd.get() < 0) {
+    cannot_open("create a waiting ticket next to", path, errno);
+  }
+  (void)::fchmod(ticket.fd.get(), k_lock_file_mode);
+  if (::flock(ticket.fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::unlinkat(dir_fd, temporary.c_str(), 0);
+    cannot_open("lock a waiting ticket next to", path, error);
+  }
+  for (int attempt = 0; attempt < k_max_reopen; ++attempt) {
+    const auto tickets = list_tickets(dir_fd, name, path);
+    ticket.sequence = std::max(tickets.empty() ? 0 : tickets.back().first + 1, clock_sequence);
+    ticket.file = ticket_file(name, ticket.sequence);
+    if (::renameat2(dir_fd, temporary.c_str(), dir_fd, ticket.file.c_str(), RENAME_NOREPLACE) ==
+        0) {
+      return ticket;
+    }
+    if (errno != EEXIST) {
+      const int error = errno;
+      ::unlinkat(dir_fd, temporary.c_str(), 0);
+      cannot_open("queue for", path, error);
+    }
+  }
+  ::unlinkat(dir_fd, temporary.c_str(), 0);
+  refuse(path, "its waiting queue keeps changing", "find out what is creating files next to it");
+}
+
+// Leaves the queue: the name goes first, then the lock, which wakes whoever waits behind.
+void leave_queue(int dir_fd, Ticket& ticket) {
+  ::unlinkat(dir_fd, ticket.file.c_str(), 0);
+  ticket.fd.reset();
+}
+
+// Blocks on `fd` with `operation` until it is granted, the deadline passes or a signal asks
+// loto to stop. The wait is in the kernel; the timer and the signals interrupt it.
+AcquireStatus block_on(int fd, int operation, WaitControl& wait, const std::string& path);
+
+// Waits until no live ticket is ahead of `ticket`: each time, for the nearest one ahead,
+// which leaves the queue when it gets the lock, gives up or dies.
+AcquireStatus wait_for_turn(int dir_fd,
+                            const std::string& name,
+                            const Ticket& ticket,
+                            WaitControl& wait,
+                            const std::string& path) {
+  for (;;) {
+    const auto tickets = list_tickets(dir_fd, name, path);
+    Fd ahead;
+    for (auto it = tickets.rbegin(); it != tickets.rend(); ++it) {
+      if (it->first >= ticket.sequence) {
+        continue;
+      }
+      Fd fd = open_ticket(dir_fd, it->second);
+      if (fd.get() < 0) {
+        continue;
+      }
+      if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
+        remove_stale_ticket(dir_fd, it->second, fd.get());
+        continue;
+      }
+      ahead = std::move(fd);
+      break;
+    }
+    if (ahead.get() < 0) {
+      return AcquireStatus::acquired;
+    }
+    const AcquireStatus status = block_on(ahead.get(), LOCK_SH, wait, path);
+    if (status != AcquireStatus::acquired) {
+      return status;
+    }
+  }
+}
+
+// ---- Slots ----
+// A resource with N slots has N lock files: the path itself (slot 0) and path.1 ...
+// path.N-1. A holder locks any one of them.
+
+std::string slot_file(const std::string& name, int slot) {
+  return slot == 0 ? name : name + "." + std::to_string(slot);
+}
+
+// Waits for any slot of several: the lock files are watched for closes (a holder's
+// release closes its descriptor), so the wait sleeps in the kernel between attempts.
+AcquireStatus wait_for_slot(
+    std::vector<Fd>& slots, int operation, WaitControl& wait, const std::string& path, int& taken) {
+  const Fd watch(::inotify_init1(IN_CLOEXEC));
+  if (watch.get() < 0) {
+    throw Error(exit_code::os_error,
+                "cannot watch the slots of " + quoted(path) + ": " + std::strerror(errno));
+  }
+  for (const Fd& slot : slots) {
+    const std::string self = "/proc/self/fd/" + std::to_string(slot.get());
+    if (::inotify_add_watch(watch.get(), self.c_str(), IN_CLOSE) < 0) {
+      throw Error(exit_code::os_error,
+                  "cannot watch the slots of " + quoted(path) + ": " + std::strerror(errno));
+    }
+  }
+  std::array<char, 4096> events{};
+  for (;;) {
+    if (wait.interrupt_signal() != 0) {
+      return AcquireStatus::interrupted;
+    }
+    if (wait.deadline_passed()) {
+      return AcquireStatus::timed_out;
+    }
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (::flock(slots[i].get(), operation | LOCK_NB) == 0) {
+        taken = static_cast<int>(i);
+        return AcquireStatus::acquired;
+      }
+    }
+    if (::read(watch.get(), events.data(), events.size()) < 0 && errno != EINTR) {
+      throw Error(exit_code::os_error,
+                  "cannot watch the slots of " + quoted(path) + ": " + std::strerror(errno));
+    }
+    wait.tick();
+  }
+}
+
 std::string read_command_line(pid_t pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::vector<std::string> words;
@@ -318,15 +604,23 @@ public:
     const std::string name = target.path.substr(slash + 1);
     for (int attempt = 0; attempt < k_max_reopen; ++attempt) {
       Fd dir_fd = open_lock_directory(dir, target.path);
-      Fd fd = open_lock_file(dir_fd.get(), name, target.path, O_RDONLY);
-      check_lock_file(fd.get(), dir_fd.get(), target.path);
-
-      const AcquireStatus status = lock(fd, dir_fd.get(), name, target.path, wait);
+      std::vector<Fd> slots;
+      for (int slot = 0; slot < target.slots; ++slot) {
+        const std::string file = slot_file(name, slot);
+        const std::string path = slot == 0 ? target.path : target.path + "." + std::to_string(slot);
+        slots.push_back(open_lock_file(dir_fd.get(), file, path, O_RDONLY));
+        check_lock_file(slots.back().get(), dir_fd.get(), path);
+      }
+      int taken = 0;
+      const AcquireStatus status = take(dir_fd.get(), name, slots, target, wait, taken);
       if (status != AcquireStatus::acquired) {
         return {status, nullptr, ""};
       }
-      if (still_current(fd.get(), dir_fd.get(), name)) {
-        return {AcquireStatus::acquired, std::make_unique<FlockLock>(std::move(fd)), ""};
+      Fd& held = slots[static_cast<std::size_t>(taken)];
+      if (still_current(held.get(), dir_fd.get(), slot_file(name, taken))) {
+        return {AcquireStatus::acquired,
+                std::make_unique<FlockLock>(std::move(held), taken, target.slots),
+                ""};
       }
       // Replaced while we waited: start over on the file the path names now.
     }
@@ -366,56 +660,42 @@ public:
   }
 
 private:
-  // Tries once; if busy and waiting is allowed, blocks in the kernel (no polling) until
-  // the lock is granted, the deadline passes or a signal asks loto to stop.
-  static AcquireStatus
-  lock(Fd& fd, int dir_fd, const std::string& name, const std::string& path, WaitControl& wait) {
-    bool reopened_for_nfs = false;
-    for (;;) {
-      if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
-        return AcquireStatus::acquired;
-      }
-      if (errno == EWOULDBLOCK) {
-        break;
-      }
-      if (errno != EINTR) {
-        if (errno != EBADF || reopened_for_nfs) {
-          lock_failed(path, errno);
+  // Takes one of the slots: at once if one is free (a shared run only if nobody waits, so
+  // that readers that keep coming cannot starve an exclusive waiter), else in the queue.
+  static AcquireStatus take(int dir_fd,
+                            const std::string& name,
+                            std::vector<Fd>& slots,
+                            const LockTarget& target,
+                            WaitControl& wait,
+                            int& taken) {
+    const int operation = target.shared ? LOCK_SH : LOCK_EX;
+    if (!target.shared || !someone_waits(dir_fd, name, target.path)) {
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        if (try_lock(
+                slots[i], dir_fd, slot_file(name, static_cast<int>(i)), target.path, operation)) {
+          taken = static_cast<int>(i);
+          return AcquireStatus::acquired;
         }
-        // NFSv4 grants an exclusive flock only on a file opened for writing.
-        reopened_for_nfs = true;
-        fd = open_lock_file(dir_fd, name, path, O_RDWR);
-        check_lock_file(fd.get(), dir_fd, path);
       }
     }
     if (!wait.may_wait()) {
       return AcquireStatus::busy;
     }
     wait.begin_blocking();
-    for (;;) {
-      if (wait.interrupt_signal() != 0) {
-        return AcquireStatus::interrupted;
-      }
-      if (wait.deadline_passed()) {
-        return AcquireStatus::timed_out;
-      }
-      if (::flock(fd.get(), LOCK_EX) == 0) {
-        return AcquireStatus::acquired;
-      }
-      if (errno != EINTR) {
-        lock_failed(path, errno);
-      }
-      wait.tick();
+    // Every waiter holds a ticket, so that shared runs see it. With queue: fifo (and for
+    // shared runs) it also waits its turn; otherwise the kernel picks among the waiters.
+    Ticket ticket = take_ticket(dir_fd, name, target.path);
+    AcquireStatus status = AcquireStatus::acquired;
+    if (target.fifo || target.shared) {
+      status = wait_for_turn(dir_fd, name, ticket, wait, target.path);
     }
-  }
-
-  [[noreturn]] static void lock_failed(const std::string& path, int error) {
-    if (error == ENOLCK || error == EBADF) {
-      throw Error(exit_code::cannot_create,
-                  "cannot lock " + quoted(path) + ": " + std::strerror(error) +
-                      " (the filesystem does not support flock; use a local directory)");
+    if (status == AcquireStatus::acquired) {
+      taken = 0;
+      status = slots.size() == 1 ? block_on(slots[0].get(), operation, wait, target.path)
+                                 : wait_for_slot(slots, operation, wait, target.path, taken);
     }
-    throw Error(exit_code::os_error, "cannot lock " + quoted(path) + ": " + std::strerror(error));
+    leave_queue(dir_fd, ticket);
+    return status;
   }
 };
 

@@ -381,3 +381,29 @@ TEST_CASE("help_text lists the options and the exit status", "[cli]") {
     CHECK_THAT(help, Catch::Contains(word));
   }
 }
+
+TEST_CASE("-s, --max-runtime, --kill-after and --leftovers are read", "[cli][limits]") {
+  const auto options = parse_cli(
+      {"-sL", "db", "--max-runtime=2h", "--kill-after", "30s", "--leftovers=wait", "--", "x"});
+  CHECK(options.shared);
+  CHECK(options.max_runtime == std::optional<loto::Duration>(std::chrono::hours(2)));
+  CHECK(options.kill_after == std::optional<loto::Duration>(std::chrono::seconds(30)));
+  CHECK(options.leftovers == std::optional<std::string>("wait"));
+  CHECK(parse_cli({"--kill-after=0", "-L", "db", "x"}).kill_after ==
+        std::optional<loto::Duration>(loto::Duration::zero()));
+  const auto plain = parse_cli({"-L", "db", "x"});
+  CHECK_FALSE(plain.shared);
+  CHECK_FALSE(plain.max_runtime.has_value());
+  CHECK_FALSE(plain.leftovers.has_value());
+}
+
+TEST_CASE("invalid runtime limits and leftover modes are usage errors", "[cli][limits]") {
+  CHECK(usage_error({"--max-runtime=0", "-L", "db", "x"}) ==
+        "invalid --max-runtime '0' (use a duration above zero: 90s, 15m, 6h, or seconds) (see "
+        "'loto --help')");
+  CHECK(usage_error({"--kill-after=-1", "-L", "db", "x"}) ==
+        "invalid --kill-after '-1' (use a duration above zero: 90s, 15m, 6h, or seconds) (see "
+        "'loto --help')");
+  CHECK(usage_error({"--leftovers=keep", "-L", "db", "x"}) ==
+        "invalid --leftovers 'keep' (one of: leave, wait, kill) (see 'loto --help')");
+}

@@ -249,7 +249,9 @@ TEST_CASE("unknown keys are errors with a suggestion", "[config]") {
   CHECK(config_error("lock_dir: /a\nfrobnicate: 1\n") ==
         "test.yaml:2:1: unknown key 'frobnicate' in the top level");
   // `path` and `description` belong to resources only.
-  CHECK(config_error("defaults:\n  path: /x\n") == "test.yaml:2:3: unknown key 'path' in defaults");
+  CHECK(config_error("defaults:\n  path: /x\n") ==
+        "test.yaml:2:3: 'path' is set per resource, not in defaults (move it under resources: "
+        "NAME:)");
 }
 
 TEST_CASE("duplicate keys are errors", "[config]") {
@@ -840,4 +842,53 @@ TEST_CASE("merge_config lets a drop-in override etcd settings one by one", "[con
   CHECK(base.etcd.endpoints->value == std::vector<std::string>{"http://a:1"});
   CHECK(base.etcd.ttl->value == 20s);
   CHECK(base.etcd.ttl->origin == "drop.yaml:2");
+}
+
+TEST_CASE("job limits, leftovers, queue and slots are read with origins", "[config][limits]") {
+  const Config config = parse_config("defaults:\n"
+                                     "  max_runtime: 2h\n"
+                                     "  kill_after: 0\n"
+                                     "  queue: fifo\n"
+                                     "resources:\n"
+                                     "  gz:\n"
+                                     "    slots: 8\n"
+                                     "    warn_after: 20m\n"
+                                     "    leftovers: kill\n"
+                                     "  any:\n"
+                                     "    slots: auto\n",
+                                     "test.yaml");
+  REQUIRE(config.defaults.max_runtime);
+  CHECK(config.defaults.max_runtime->value == loto::Duration(2h));
+  CHECK(config.defaults.max_runtime->origin == "test.yaml:2");
+  CHECK(config.defaults.kill_after->value == loto::Duration::zero());
+  CHECK(config.defaults.queue->value == "fifo");
+  const auto& gz = config.resources.at("gz");
+  CHECK(gz.slots->value == 8);
+  CHECK(gz.slots_position == "test.yaml:7:12");
+  CHECK(gz.policy.warn_after->value == loto::Duration(20min));
+  CHECK(gz.policy.leftovers->value == "kill");
+  CHECK(config.resources.at("any").slots->value == 0); // auto
+}
+
+TEST_CASE("invalid job limits, leftovers, queue and slots are errors with a position",
+          "[config][limits]") {
+  CHECK(config_error("defaults:\n  max_runtime: 0\n") ==
+        "test.yaml:2:16: invalid max_runtime 0 (use a duration above zero, or leave the key out)");
+  CHECK(config_error("defaults:\n  warn_after: soon\n") ==
+        "test.yaml:2:15: invalid duration 'soon' for 'warn_after' (use seconds such as 5 or 0.5, "
+        "or 250ms, 90s, 15m, 6h)");
+  CHECK(config_error("defaults:\n  leftovers: keep\n") ==
+        "test.yaml:2:14: invalid leftovers 'keep' (one of: leave, wait, kill)");
+  CHECK(config_error("defaults:\n  queue: lifo\n") ==
+        "test.yaml:2:10: invalid queue 'lifo', did you mean 'fifo'? (one of: fifo, none)");
+  CHECK(config_error("defaults:\n  slots: 2\n") ==
+        "test.yaml:2:3: 'slots' is set per resource, not in defaults (move it under resources: "
+        "NAME:)");
+  for (const char* bad : {"0", "129", "-1", "two", "1.5", ""}) {
+    INFO(bad);
+    CHECK_THAT(config_error(std::string("resources:\n  gz:\n    slots: ") + bad + "\n"),
+               Catch::Matchers::Contains("slots"));
+  }
+  CHECK(config_error("resources:\n  gz:\n    slot: 2\n") ==
+        "test.yaml:3:5: unknown key 'slot' in resource 'gz', did you mean 'slots'?");
 }

@@ -137,7 +137,14 @@ TEST_CASE("make_plan applies built-in, defaults, resource and command line in pr
     CHECK(shown(plan, "logging.ident") == "loto <- built-in");
     CHECK(shown(plan, "logging.level") == "info <- built-in");
     CHECK(shown(plan, "lock cpu") == "/var/lock/loto.cpu <- built-in");
-    CHECK(plan.settings.size() == 12);
+    CHECK(shown(plan, "mode") == "exclusive <- built-in");
+    CHECK(shown(plan, "max_runtime") == "none <- built-in");
+    CHECK(shown(plan, "kill_after") == "10s <- built-in");
+    CHECK(shown(plan, "warn_after") == "none <- built-in");
+    CHECK(shown(plan, "leftovers") == "leave <- built-in");
+    CHECK(shown(plan, "slots cpu") == "1 <- built-in");
+    CHECK(shown(plan, "queue cpu") == "none <- built-in");
+    CHECK(plan.settings.size() == 19);
   }
 
   SECTION("defaults: wins over built-in") {
@@ -515,4 +522,110 @@ TEST_CASE("the live waiting line is off with -q or TERM=dumb", "[plan]") {
   CliOptions quiet = run({"cpu"});
   quiet.quiet = true;
   CHECK_FALSE(make_plan(quiet, Config{}, {"TERM=xterm"}).log.live_status);
+}
+
+TEST_CASE("job limits layer defaults, the resource and the command line", "[plan][limits]") {
+  const Config config = config_of("defaults:\n"
+                                  "  max_runtime: 1h\n"
+                                  "  leftovers: wait\n"
+                                  "resources:\n"
+                                  "  backup:\n"
+                                  "    max_runtime: 2h\n"
+                                  "    warn_after: 20m\n"
+                                  "    kill_after: 30s\n");
+  SECTION("the resource wins over defaults") {
+    const Plan plan = make_plan(run({"backup"}), config, {});
+    CHECK(plan.limits.max_runtime == std::optional<Duration>(2h));
+    CHECK(plan.limits.warn_after == std::optional<Duration>(20min));
+    CHECK(plan.limits.kill_after == Duration(30s));
+    CHECK(plan.limits.leftovers == loto::LeftoverMode::wait);
+    CHECK(shown(plan, "max_runtime") == "2h <- test.yaml:6");
+    CHECK(shown(plan, "leftovers") == "wait <- test.yaml:3");
+  }
+  SECTION("defaults apply to a resource that sets nothing") {
+    const Plan plan = make_plan(run({"cpu"}), config, {});
+    CHECK(plan.limits.max_runtime == std::optional<Duration>(1h));
+    CHECK_FALSE(plan.limits.warn_after.has_value());
+    CHECK(plan.limits.kill_after == Duration(10s));
+  }
+  SECTION("the command line wins over both") {
+    CliOptions cli = run({"backup"});
+    cli.max_runtime = 5s;
+    cli.kill_after = 1s;
+    cli.leftovers = "kill";
+    const Plan plan = make_plan(cli, config, {});
+    CHECK(plan.limits.max_runtime == std::optional<Duration>(5s));
+    CHECK(plan.limits.kill_after == Duration(1s));
+    CHECK(plan.limits.leftovers == loto::LeftoverMode::kill);
+    CHECK(shown(plan, "max_runtime") == "5s <- command line");
+  }
+}
+
+TEST_CASE("slots and queue come from the resource, then defaults", "[plan][queue]") {
+  const Config config = config_of("lock_dir: " + k_nowhere +
+                                  "\n"
+                                  "defaults:\n"
+                                  "  queue: fifo\n"
+                                  "resources:\n"
+                                  "  gz:\n"
+                                  "    slots: 4\n"
+                                  "  any:\n"
+                                  "    slots: auto\n"
+                                  "    queue: none\n");
+  const Plan gz = make_plan(run({"gz"}), config, {});
+  REQUIRE(gz.locks.size() == 1);
+  CHECK(gz.locks[0].slots == 4);
+  CHECK(gz.locks[0].fifo);
+  CHECK(shown(gz, "slots gz") == "4 <- test.yaml:6");
+  CHECK(shown(gz, "queue gz") == "fifo <- test.yaml:3");
+  const Plan any = make_plan(run({"any"}), config, {});
+  CHECK(any.locks[0].slots == static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
+  CHECK_FALSE(any.locks[0].fifo);
+  // The built-in cpu keeps one slot; a path lock follows defaults: for its queue.
+  CHECK(make_plan(run({"cpu"}), config, {}).locks[0].slots == 1);
+  CHECK(make_plan(run({"/tmp/x.lock"}), config, {}).locks[0].fifo);
+  const auto policy = [&](const std::string& name) {
+    for (const auto& resource : gz.resources) {
+      if (resource.name == name) {
+        return resource.policy;
+      }
+    }
+    return std::string("?");
+  };
+  CHECK(policy("gz") == "no wait, 4 slots, fifo");
+}
+
+TEST_CASE("-s takes local locks shared and is refused where there is no shared mode",
+          "[plan][shared]") {
+  CliOptions cli = run({"cpu", "/tmp/x.lock"});
+  cli.shared = true;
+  const Plan plan = make_plan(cli, Config{}, {});
+  for (const auto& lock : plan.locks) {
+    CHECK(lock.shared);
+  }
+  CHECK(shown(plan, "mode") == "shared <- command line");
+  CliOptions slotted = run({"gz"});
+  slotted.shared = true;
+  CHECK(usage_error(slotted, config_of("resources:\n  gz:\n    slots: 2\n")) ==
+        "resource 'gz' has 2 slots, which are not taken shared (drop -s)");
+  CliOptions fleet = run({"db"});
+  fleet.shared = true;
+  CHECK(usage_error(fleet,
+                    config_of("etcd:\n  endpoints: http://127.0.0.1:2379\n"
+                              "resources:\n  db:\n    backend: etcd\n")) ==
+        "resource 'db' is an etcd lock, which has no shared mode (drop -s, or use a local "
+        "resource)");
+}
+
+TEST_CASE("slots on an etcd resource are a config error for now", "[plan][etcd]") {
+  try {
+    (void)make_plan(run({"db"}),
+                    config_of("etcd:\n  endpoints: http://127.0.0.1:2379\n"
+                              "resources:\n  db:\n    backend: etcd\n    slots: 3\n"),
+                    {});
+    FAIL("accepted");
+  } catch (const loto::Error& e) {
+    CHECK(e.exit_code() == 78);
+    CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith("test.yaml:6:12: resource 'db'"));
+  }
 }
