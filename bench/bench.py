@@ -103,33 +103,49 @@ def overhead(tools, rounds):
     return {name: statistics.median(values) / 1e6 for name, values in samples.items()}
 
 
-def handoff_run(tools, tool, workers, jobs):
+def handoff_run(tools, tool, workers, jobs, argv_for=None, env=None):
+    """WORKERS loops of JOBS runs each of a job under one lock. `argv_for(lock, job_argv)`
+    builds the command (default: TOOL -w LOCK); a lock with slots stamps the slot, and
+    gaps are then measured per slot: how long a freed slot stays idle while jobs wait."""
     run_dir = tempfile.mkdtemp(dir=tools.work)
     lock = os.path.join(run_dir, "handoff.lock")
     stamps = os.path.join(run_dir, "stamps")
     counter = os.path.join(run_dir, "counter")
-    argv = tools.command(tool, lock, [tools.job, stamps, counter], True)
+    job_argv = [tools.job, stamps, counter]
+    argv = argv_for(lock, job_argv) if argv_for else tools.command(tool, lock, job_argv, True)
     script = 'i=0; while [ "$i" -lt "$1" ]; do "${@:2}" || exit 1; i=$((i+1)); done'
     start = time.monotonic_ns()
     procs = [
-        subprocess.Popen(["bash", "-c", script, "worker", str(jobs)] + argv, env=tools.env)
+        subprocess.Popen(["bash", "-c", script, "worker", str(jobs)] + argv,
+                         env=env or tools.env)
         for _ in range(workers)
     ]
     if any(proc.wait() != 0 for proc in procs):
         raise SystemExit(f"handoff worker failed for {tool}")
     wall = (time.monotonic_ns() - start) / 1e9
+    by_slot = {}
     with open(stamps) as file:
-        pairs = sorted(tuple(map(int, line.split())) for line in file)
-    with open(counter) as file:
-        count = int(file.read())
-    overlaps = sum(1 for a, b in zip(pairs, pairs[1:]) if b[0] < a[1])
-    gaps = [(b[0] - a[1]) / 1e6 for a, b in zip(pairs, pairs[1:])]
+        for line in file:
+            begin, end, slot = line.split()
+            by_slot.setdefault(slot, []).append((int(begin), int(end)))
+    count = 0
+    for slot in by_slot:
+        suffix = "" if slot == "-" else "." + slot
+        with open(counter + suffix) as file:
+            count += int(file.read())
+    overlaps = 0
+    gaps = []
+    for pairs in by_slot.values():
+        pairs.sort()
+        overlaps += sum(1 for a, b in zip(pairs, pairs[1:]) if b[0] < a[1])
+        gaps += [(b[0] - a[1]) / 1e6 for a, b in zip(pairs, pairs[1:])]
     expected = workers * jobs
-    if overlaps or count != expected or len(pairs) != expected:
+    total = sum(len(pairs) for pairs in by_slot.values())
+    if overlaps or count != expected or total != expected:
         raise SystemExit(
-            f"{tool}: {overlaps} overlaps, counter {count}, {len(pairs)} jobs (expected {expected})"
+            f"{tool}: {overlaps} overlaps, counter {count}, {total} jobs (expected {expected})"
         )
-    return {"jobs_per_s": expected / wall, "gaps": gaps}
+    return {"jobs_per_s": expected / wall, "gaps": gaps, "slots": len(by_slot)}
 
 
 def handoff(tools, workers, jobs, repeats):
@@ -652,6 +668,90 @@ def print_etcd(e):
                   f"main() {hi['main']:,} ({100 * hi['main'] / hi['total']:.0f}%)")
 
 
+QUEUE_CONFIG = """lock_dir: {lock_dir}
+resources:
+  mutex: {{}}
+  fair: {{queue: fifo}}
+  pair: {{slots: 2}}
+"""
+
+
+def queue_part(tools, quick):
+    """The local lock kinds of one run against the plain mutex: the fair queue's and the
+    slots' handoff under 8 workers, and the uncontended cost of a shared or slotted call."""
+    lock_dir = os.path.join(tools.work, "queue")
+    os.mkdir(lock_dir)
+    config = os.path.join(tools.work, "etc", "queue.yaml")
+    with open(config, "w") as file:
+        file.write(QUEUE_CONFIG.format(lock_dir=lock_dir))
+    os.chmod(config, 0o644)
+    env = dict(os.environ, LOTO_CONFIG=config)
+
+    def by_name(name, extra=()):
+        def argv_for(_lock, job_argv):
+            return [tools.loto, "-w", *extra, "-L", name, "--"] + job_argv
+        return argv_for
+
+    kinds = {"mutex": by_name("mutex"), "fifo": by_name("fair"), "slots2": by_name("pair")}
+    jobs, repeats = (20, 1) if quick else (150, 2)
+    raw = {kind: {"jobs_per_s": [], "gaps": []} for kind in kinds}
+    for _ in range(repeats):
+        for kind, argv_for in kinds.items():
+            result = handoff_run(tools, kind, 8, jobs, argv_for, env)
+            raw[kind]["jobs_per_s"].append(result["jobs_per_s"])
+            raw[kind]["gaps"].extend(result["gaps"])
+    handoffs = {
+        kind: {
+            "jobs_per_s": statistics.median(r["jobs_per_s"]),
+            "p50": percentile(r["gaps"], 0.50),
+            "p99": percentile(r["gaps"], 0.99),
+        }
+        for kind, r in raw.items()
+    }
+
+    plain = os.path.join(lock_dir, "plain.lock")
+    cases = {
+        "exclusive": [tools.loto, "-L", plain, "--", tools.true],
+        "shared": [tools.loto, "-s", "-L", plain, "--", tools.true],
+        "fifo": [tools.loto, "-L", "fair", "--", tools.true],
+        "slots2": [tools.loto, "-L", "pair", "--", tools.true],
+    }
+    samples = {name: [] for name in cases}
+    for _ in range(10):
+        for argv in cases.values():
+            run_once(argv, env)
+    for _ in range(40 if quick else 300):
+        order = list(cases)
+        random.shuffle(order)
+        for name in order:
+            samples[name].append(run_once(cases[name], env))
+    calls = {name: statistics.median(values) / 1e6 for name, values in samples.items()}
+    return {"handoff": handoffs, "calls": calls}
+
+
+def print_queue(q):
+    def ratio(x, y):
+        return f"{x / y:.2f}x" if y else "n/a"
+
+    h, c = q["handoff"], q["calls"]
+    m = h["mutex"]
+    print("\n| figure (loto, 8 workers) | mutex (queue: none) | queue: fifo | fifo/mutex "
+          "| slots: 2 | slots/mutex |")
+    print("|---|---|---|---|---|---|")
+    print(f"| jobs/s | {m['jobs_per_s']:.0f} | {h['fifo']['jobs_per_s']:.0f} | "
+          f"{ratio(h['fifo']['jobs_per_s'], m['jobs_per_s'])} | {h['slots2']['jobs_per_s']:.0f} | "
+          f"{ratio(h['slots2']['jobs_per_s'], m['jobs_per_s'])} |")
+    for key in ("p50", "p99"):
+        print(f"| handoff {key}, ms (slots: per slot) | {m[key]:.2f} | {h['fifo'][key]:.2f} | "
+              f"{ratio(h['fifo'][key], m[key])} | {h['slots2'][key]:.2f} | "
+              f"{ratio(h['slots2'][key], m[key])} |")
+    print("\n| uncontended call, wall ms | exclusive | -s shared | queue: fifo | slots: 2 |")
+    print("|---|---|---|---|---|")
+    print(f"| median | {c['exclusive']:.2f} | {c['shared']:.2f} ({ratio(c['shared'], c['exclusive'])}) "
+          f"| {c['fifo']:.2f} ({ratio(c['fifo'], c['exclusive'])}) "
+          f"| {c['slots2']:.2f} ({ratio(c['slots2'], c['exclusive'])}) |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--loto", default=os.path.join(HERE, "..", "build", "loto"))
@@ -672,12 +772,14 @@ def main():
             h = handoff(tools, 8, 20 if quick else 200, 1 if quick else 2)
             w = waiters(tools, 30 if quick else 200, 1 if quick else 3)
             a = anatomy(tools)
+            q = queue_part(tools, quick)
         if not args.no_etcd:
             e = etcd_part(tools, quick)
             print(f"etcd: {e['version']}, one member at {e['url']}, {' '.join(ETCD_FLAGS)}; "
                   "loto's lease TTL 10s")
     if not args.etcd_only:
         print_local(o, h, w, a, tools)
+        print_queue(q)
     if e:
         print_etcd(e)
 

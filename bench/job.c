@@ -1,5 +1,7 @@
 /* One benchmark job: stamps its start and end on CLOCK_MONOTONIC and does a
  * read-modify-write of a counter file, so overlaps and lost updates show.
+ * Under a lock with slots (LOTO_SLOT set) each slot has its own counter,
+ * COUNTER_FILE.SLOT, and the stamp line gains the slot.
  * Usage: job STAMPS_FILE COUNTER_FILE */
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,8 +21,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   long long start = now_ns();
+  const char *slot = getenv("LOTO_SLOT");
+  char counter[4096];
+  snprintf(counter, sizeof counter, "%s%s%s", argv[2], slot ? "." : "", slot ? slot : "");
   char buffer[64] = {0};
-  int fd = open(argv[2], O_RDWR | O_CREAT, 0644);
+  int fd = open(counter, O_RDWR | O_CREAT, 0644);
   if (fd < 0) {
     return 3;
   }
@@ -33,7 +38,7 @@ int main(int argc, char **argv) {
   close(fd);
   long long end = now_ns();
   char line[96];
-  length = snprintf(line, sizeof line, "%lld %lld\n", start, end);
+  length = snprintf(line, sizeof line, "%lld %lld %s\n", start, end, slot ? slot : "-");
   int log = open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644);
   if (log < 0 || write(log, line, (size_t)length) != length) {
     return 5;

@@ -41,7 +41,8 @@ _loto()
                 _command_offset $((i + 1))
                 return
                 ;;
-            -L | --lock | -t | --timeout | -E | --conflict-exit-code | --config)
+            -L | --lock | -t | --timeout | -E | --conflict-exit-code | --config | --max-runtime | \
+                --kill-after | --leftovers)
                 value_of=$word
                 ;;
             --config=*)
@@ -99,6 +100,12 @@ _loto()
         -t | --timeout)
             mapfile -t COMPREPLY < <(compgen -W "0 0.5 5 250ms 90s 15m 6h" -- "$cur")
             ;;
+        --max-runtime | --kill-after)
+            mapfile -t COMPREPLY < <(compgen -W "30s 10m 1h 6h" -- "$cur")
+            ;;
+        --leftovers)
+            mapfile -t COMPREPLY < <(compgen -W "leave wait kill" -- "$cur")
+            ;;
         -E | --conflict-exit-code)
             : # an exit code 0-255: nothing to suggest
             ;;
@@ -113,7 +120,8 @@ _loto()
 
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "-L --lock -w --wait -t --timeout -E
-            --conflict-exit-code -o --close -q --quiet -v --verbose --config --check-config
+            --conflict-exit-code -s --shared -o --close --max-runtime --kill-after --leftovers
+            -q --quiet -v --verbose --config --check-config
             --show-config --list -h --help -V --version" -- "$cur")
         [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         return
