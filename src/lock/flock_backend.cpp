@@ -403,6 +403,9 @@ list_tickets(int dir_fd, const std::string& name, const std::string& path) {
     if (listing >= 0) {
       ::close(listing);
     }
+    if (error == EACCES) {
+      return {}; // a directory we may not list holds no tickets we could take part in
+    }
     cannot_open("list the waiters of", path, error);
   }
   const std::string prefix = name + ".q";
@@ -455,8 +458,15 @@ bool someone_waits(int dir_fd, const std::string& name, const std::string& path)
   return false;
 }
 
+// Whether a failure to create a ticket means "not allowed here" (a lock file in a
+// directory this user cannot write, a read-only filesystem): loto then waits unqueued.
+bool may_not_queue(int error) {
+  return error == EACCES || error == EPERM || error == EROFS;
+}
+
 // Joins the end of the queue: a new ticket, locked before it gets its name, numbered after
-// every ticket there (and after the clock, so that a number is not used twice).
+// every ticket there (and after the clock, so that a number is not used twice). A ticket
+// without a file (fd -1) when this user may not create files next to the lock file.
 Ticket take_ticket(int dir_fd, const std::string& name, const std::string& path) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   const auto clock_sequence = static_cast<std::uint64_t>(
@@ -469,6 +479,9 @@ Ticket take_ticket(int dir_fd, const std::string& name, const std::string& path)
                           O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
                           k_lock_file_mode));
   if (ticket.fd.get() < 0) {
+    if (may_not_queue(errno)) {
+      return ticket;
+    }
     cannot_open("create a waiting ticket next to", path, errno);
   }
   (void)::fchmod(ticket.fd.get(), k_lock_file_mode);
@@ -497,6 +510,9 @@ Ticket take_ticket(int dir_fd, const std::string& name, const std::string& path)
 
 // Leaves the queue: the name goes first, then the lock, which wakes whoever waits behind.
 void leave_queue(int dir_fd, Ticket& ticket) {
+  if (ticket.fd.get() < 0) {
+    return;
+  }
   ::unlinkat(dir_fd, ticket.file.c_str(), 0);
   ticket.fd.reset();
 }
@@ -684,9 +700,10 @@ private:
     wait.begin_blocking();
     // Every waiter holds a ticket, so that shared runs see it. With queue: fifo (and for
     // shared runs) it also waits its turn; otherwise the kernel picks among the waiters.
+    // Where this user may not create a ticket, it waits unqueued.
     Ticket ticket = take_ticket(dir_fd, name, target.path);
     AcquireStatus status = AcquireStatus::acquired;
-    if (target.fifo || target.shared) {
+    if (ticket.fd.get() >= 0 && (target.fifo || target.shared)) {
       status = wait_for_turn(dir_fd, name, ticket, wait, target.path);
     }
     if (status == AcquireStatus::acquired) {
