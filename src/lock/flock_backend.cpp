@@ -445,17 +445,18 @@ void remove_stale_ticket(int dir_fd, const std::string& file, int fd) {
 
 // Whether anyone waits for lock file `name`: a live ticket.
 bool someone_waits(int dir_fd, const std::string& name, const std::string& path) {
-  for (const auto& ticket : list_tickets(dir_fd, name, path)) {
+  const auto live = [dir_fd](const std::pair<std::uint64_t, std::string>& ticket) {
     const Fd fd = open_ticket(dir_fd, ticket.second);
     if (fd.get() < 0) {
-      continue;
+      return false;
     }
     if (::flock(fd.get(), LOCK_SH | LOCK_NB) != 0) {
       return true;
     }
     remove_stale_ticket(dir_fd, ticket.second, fd.get());
-  }
-  return false;
+    return false;
+  };
+  return std::ranges::any_of(list_tickets(dir_fd, name, path), live);
 }
 
 // Whether a failure to create a ticket means "not allowed here" (a lock file in a
