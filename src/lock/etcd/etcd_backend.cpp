@@ -447,6 +447,24 @@ public:
 private:
   std::vector<std::string> helper_arguments(const LockTarget& target,
                                             const std::string& mode) const {
+    std::vector<std::string> args = lock_arguments(target, mode);
+    // Paths only: the helper reads the secrets itself, so that ps shows none of them.
+    const std::array<std::pair<const char*, const std::string*>, 5> access{{
+        {"--ca-file", &m_etcd.ca_file},
+        {"--cert-file", &m_etcd.cert_file},
+        {"--key-file", &m_etcd.key_file},
+        {"--etcd-user", &m_etcd.user},
+        {"--password-file", &m_etcd.password_file},
+    }};
+    for (const auto& [option, value] : access) {
+      if (!value->empty()) {
+        args.insert(args.end(), {option, *value});
+      }
+    }
+    return args;
+  }
+
+  std::vector<std::string> lock_arguments(const LockTarget& target, const std::string& mode) const {
     const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(m_etcd.ttl).count();
     return {"--endpoints",
             join(m_etcd.endpoints, ","),

@@ -104,6 +104,9 @@ struct Reply {
   int code = 0;          // the gRPC code of an error answer, 0 if none
 };
 
+// Reply::code of a refusal that came from the transport (TLS), not from etcd's answer.
+inline constexpr int k_transport_refusal = -1;
+
 // What an HTTP answer (status and body) from the gateway amounts to.
 Reply classify_reply(long http_status, std::string_view body);
 

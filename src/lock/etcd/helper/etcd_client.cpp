@@ -2,9 +2,15 @@
 
 namespace loto::etcd_helper {
 
-EtcdClient::EtcdClient(std::vector<std::string> endpoints) {
+EtcdClient::EtcdClient(std::vector<std::string> endpoints, const Credentials& credentials) {
+  bool https = false;
   for (std::string& url : endpoints) {
     m_endpoints.push_back(make_endpoint(std::move(url)));
+    https = https || m_endpoints.back().parts.https;
+  }
+  // Only when needed: loading the CAs costs a moment that http endpoints need not pay.
+  if (https) {
+    m_multi.use_tls({credentials.ca_file, credentials.cert_file, credentials.key_file});
   }
 }
 
@@ -18,6 +24,9 @@ void EtcdClient::start(Transfer& transfer,
 }
 
 Reply EtcdClient::reply(const Transfer& transfer) {
+  if (transfer.result() == TransferResult::refused) {
+    return {ReplyKind::refused, nullptr, transfer.transport_error(), k_transport_refusal};
+  }
   if (transfer.result() != TransferResult::ok) {
     return {ReplyKind::unavailable, nullptr, transfer.transport_error(), 0};
   }

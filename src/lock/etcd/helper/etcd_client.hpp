@@ -6,6 +6,7 @@
 
 #include "lock/etcd/helper/etcd_api.hpp"
 #include "lock/etcd/helper/http.hpp"
+#include "lock/etcd/helper/options.hpp"
 
 #include <cstdint>
 #include <string>
@@ -16,7 +17,8 @@ namespace loto::etcd_helper {
 
 class EtcdClient {
 public:
-  explicit EtcdClient(std::vector<std::string> endpoints);
+  // Throws TlsSetupError when an https endpoint's TLS files cannot be used.
+  explicit EtcdClient(std::vector<std::string> endpoints, const Credentials& credentials = {});
 
   Multi& multi() {
     return m_multi;

@@ -58,8 +58,8 @@ int poll_timeout_ms(std::int64_t now_ns, std::int64_t wake_ns) {
 } // namespace
 
 Session::Session(Options options, Channel& channel)
-    : m_options(std::move(options)), m_channel(channel), m_etcd(m_options.endpoints),
-      m_prefix(m_options.name + "/") {}
+    : m_options(std::move(options)), m_channel(channel),
+      m_etcd(m_options.endpoints, m_options.credentials), m_prefix(m_options.name + "/") {}
 
 // Reads an answer with `reader` (read_range, ...): a shape it does not expect is etcd's
 // fault, reported as such.
@@ -239,8 +239,7 @@ Session::Answered Session::call(std::string_view path, const std::string& body) 
         m_etcd.fail_over(std::move(reply.message));
         break;
       case ReplyKind::refused:
-        throw Failure(proto::k_refused,
-                      "etcd refused: " + reply.message + " (key " + subject + ")");
+        throw Failure(proto::k_refused, refusal(reply, subject));
       case ReplyKind::unexpected:
         if (m_lease != 0 && reply.code == 5 &&
             reply.message.find("lease not found") != std::string::npos) {
@@ -255,6 +254,14 @@ Session::Answered Session::call(std::string_view path, const std::string& body) 
     }
     pause_ms(k_retry_pause_ms);
   }
+}
+
+// One line for a refusal: who was refused, what for, which key.
+std::string Session::refusal(const Reply& reply, const std::string& subject) const {
+  if (reply.code == k_transport_refusal) {
+    return "etcd at " + m_etcd.current() + " " + reply.message;
+  }
+  return "etcd refused: " + reply.message + " (key " + subject + ")";
 }
 
 // ---- The event loop.

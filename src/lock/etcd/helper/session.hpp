@@ -58,6 +58,7 @@ private:
   [[noreturn]] void hold();
 
   Answered call(std::string_view path, const std::string& body);
+  std::string refusal(const Reply& reply, const std::string& subject) const;
   template <typename Reader> auto read(Reader reader, const Answered& answered) const;
 
   static constexpr std::int64_t k_never = std::numeric_limits<std::int64_t>::max();
