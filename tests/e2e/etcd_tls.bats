@@ -236,3 +236,108 @@ side_etcd() {
   run_loto "$f"
   fails_with 78 "^loto: error: $f:[0-9]+:12: etcd ca_file is set, but the endpoint 'http://127\.0\.0\.1:[0-9]+' is not https://"
 }
+
+# --- authentication -----------------------------------------------------------------------
+
+# auth_config [write_etcd_config options]: a config for $R on the AUTH member, as the user
+# loto with the password file $T/password (written here, mode 0600).
+auth_config() {
+  [[ -e "$T/password" ]] || (umask 077 && printf 'lotopw\n' >"$T/password")
+  write_etcd_config --endpoints "$AUTH_URL" "$@" --etcd-lines "$(tls_lines ca nocn)"$'\n'"  user: loto
+  password_file: $T/password
+" "$R"
+}
+
+# actl ARGS...: etcdctl on the AUTH member as root.
+actl() {
+  local extra=()
+  read -r -a extra <<<"$AUTH_CTL_FLAGS"
+  etcdctl --endpoints="$AUTH_URL" --dial-timeout=2s --command-timeout=5s "${extra[@]}" "$@"
+}
+
+@test "auth: the user's own prefix works; the password stays in its file" {
+  f="$(auth_config)"
+  run --separate-stderr "$LOTO" --config "$f" -L "$R" -- sh -c 'echo "ran $LOTO_FENCING_TOKEN"'
+  echo "status=$status stderr=[$stderr]" >&2
+  [ "$status" -eq 0 ]
+  [ -z "$stderr" ]
+  [[ "$output" =~ ^ran\ [0-9]+$ ]]
+  run --separate-stderr "$LOTO" --config "$f" --list
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"etcd:loto/$R"*free* ]]
+
+  spawn -n h "$LOTO" --config "$f" -L "$R" -- sh -c 'touch "$T/ready"; '"$(await "$T/go")"
+  wait_ready "$T/ready" h
+  [ "$(actl get --prefix --keys-only "loto/$R/" | sed '/^$/d' | wc -l)" -eq 1 ]
+  local p
+  for p in /proc/[0-9]*; do
+    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -aq -- "--name loto/$R "; then
+      tr '\0' ' ' <"$p/cmdline" | grep -aq -- "--password-file $T/password"
+      ! tr '\0' ' ' <"$p/cmdline" | grep -aq lotopw
+    fi
+  done
+  touch "$T/go"
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  [ -z "$(actl get --prefix --keys-only "loto/$R/" | sed '/^$/d')" ]
+}
+
+@test "auth: a prefix outside the user's role: 77 naming the key and the user, event=error" {
+  syslog_setup
+  f="$(auth_config --prefix other/ --syslog)"
+  run --separate-stderr in_syslog "$LOTO" --config "$f" -L "$R" -- touch "$T/ran"
+  echo "status=$status stderr=[$stderr]" >&2
+  fails_with 77 "^loto: error: etcd refused user 'loto': permission denied \(key other/$R/[0-9a-f]+\)$|^loto: error: etcd refused user 'loto': permission denied \(key other/$R/\)$"
+  synced
+  loto_lines >&2
+  one_line() { [[ -n "$1" && "$1" != *$'\n'* ]]; }
+  one_line "$(event_lines error)"
+  [[ "$(event_lines error)" == *"etcd refused user 'loto': permission denied (key other/$R/"* ]]
+}
+
+@test "auth: a client certificate with a CommonName: 77, etcd says why" {
+  f="$(write_etcd_config --endpoints "$AUTH_URL" --etcd-lines "$(tls_lines)" "$R")"
+  run_loto "$f"
+  fails_with 77 "^loto: error: etcd at https://127\.0\.0\.1:[0-9]+ refuses client certificates with a CommonName while authentication is on; use a certificate without CN"
+}
+
+@test "auth: a wrong password: 77, the user refused" {
+  f="$(auth_config)"
+  printf 'wrong\n' >"$T/password"
+  run_loto "$f"
+  fails_with 77 "^loto: error: etcd refused user 'loto': authentication failed, invalid user ID or password$"
+}
+
+@test "auth: a group-readable password file: 78 at its setting" {
+  f="$(auth_config)"
+  chmod 0640 "$T/password"
+  run_loto "$f"
+  fails_with 78 "^loto: error: $f:[0-9]+:18: etcd\.password_file '$T/password' is readable by group or others; run: chmod go-rw '$T/password'$"
+}
+
+@test "auth: tokens lapsing during a long hold and a wait disturb neither job" {
+  # etcd forgets an idle token after 1 s; with a TTL of 8 s the renewals come every 2 s,
+  # so each finds its token gone. The holder runs for 4 renewal periods, a waiter queues
+  # behind it (its watch outlives its token too) and runs after it.
+  syslog_setup
+  f="$(auth_config --ttl 8s --syslog)"
+  spawn -n h env LOTO_SYSLOG_DIR="$SLDIR" "$WITH_SYSLOG" "$LOTO" --config "$f" -L "$R" -- \
+    bash -c 'touch "$T/h.ready"; sleep 8; '"$STAMP_SNIPPET"' >"$T/h.end"'
+  local h=$SPAWNED
+  wait_ready "$T/h.ready" h
+  spawn -n w "$LOTO" --config "$f" -w -L "$R" -- bash -c "$STAMP_SNIPPET"' >"$T/w.start"'
+  local w=$SPAWNED
+  wait_exit "$h" 20
+  [ "$STATUS" -eq 0 ]
+  wait_exit "$w" 20
+  echo "holder: $(cat "$T/h.err") waiter: $(cat "$T/w.err")" >&2
+  [ "$STATUS" -eq 0 ]
+  [ ! -s "$T/h.err" ]
+  [ ! -s "$T/w.err" ]
+  (($(cat "$T/w.start") >= $(cat "$T/h.end")))
+  synced
+  loto_lines >&2
+  [ -z "$(event_lines lost)" ]
+  [ -z "$(event_lines error)" ]
+  [[ "$(event_lines finished)" == *"status=0"* ]]
+}

@@ -7,6 +7,8 @@
 #   other.pem other.key      signed by the CA, but for the name other.example only
 #   expired.pem expired.key  for 127.0.0.1 and localhost, expired in 2020
 #   client.pem client.key    a client certificate (CN loto-client) signed by the CA
+#   nocn.pem nocn.key        a client certificate without a CommonName (O=loto), as etcd
+#                            wants one beside authentication
 #   ca2.pem ca2.key          another CA, that nobody uses
 #   client2.pem client2.key  a client certificate signed by ca2
 # Keys are mode 0600. Prints nothing unless something fails.
@@ -51,6 +53,12 @@ leaf other ca other.example "basicConstraints=CA:FALSE
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:other.example"
 leaf client ca loto-client "$client_ext"
+newkey nocn
+openssl req -new -key nocn.key -subj "/O=loto" -out nocn.csr
+printf '%s\n' "$client_ext" >nocn.ext
+openssl x509 -req -in nocn.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+  -extfile nocn.ext -out nocn.pem 2>/dev/null
+rm -f nocn.csr nocn.ext
 leaf client2 ca2 loto-client "$client_ext"
 
 # An expired certificate: `openssl ca` is the one command that takes past dates.

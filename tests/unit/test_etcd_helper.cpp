@@ -6,6 +6,7 @@
 #include "lock/etcd/helper/channel.hpp"
 #include "lock/etcd/helper/codec.hpp"
 #include "lock/etcd/helper/etcd_api.hpp"
+#include "lock/etcd/helper/etcd_client.hpp"
 #include "lock/etcd/helper/holder.hpp"
 #include "lock/etcd/helper/http.hpp"
 #include "lock/etcd/helper/options.hpp"
@@ -1039,4 +1040,32 @@ TEST_CASE("Channel on a non-blocking socket (as the event loop leaves it)", "[ch
   ::close(ends[1]);
   CHECK(channel.receive() == Channel::Heard::end);
   ::close(ends[0]);
+}
+
+// ---- etcd authentication (issue 11)
+
+TEST_CASE("authentication: the request, the token, and a lapsed token", "[auth]") {
+  CHECK(json::parse(authenticate_request("loto", "s3cret")) ==
+        json{{"name", "loto"}, {"password", "s3cret"}});
+  CHECK(read_token(json::parse(R"({"header":{},"token":"abc.12"})")) == "abc.12");
+  CHECK_THROWS_AS(read_token(json::parse(R"({"header":{}})")), BadAnswer);
+
+  CHECK(classify_reply(401, R"({"error":"etcdserver: invalid auth token","code":16})").kind ==
+        ReplyKind::token_expired);
+  CHECK(classify_reply(400, R"({"error":"etcdserver: revision of auth store is old","code":3})")
+            .kind == ReplyKind::token_expired);
+  CHECK(classify_reply(403, R"({"error":"etcdserver: permission denied","code":7})").kind ==
+        ReplyKind::refused);
+  const Reply cn = classify_reply(
+      400,
+      "CommonName of client sending a request against gateway will be ignored and not "
+      "used as expected\n");
+  CHECK(cn.kind == ReplyKind::refused);
+  CHECK(cn.code == k_transport_refusal);
+  CHECK(cn.message.starts_with("refuses client certificates with a CommonName"));
+
+  CHECK(post_request("e:1", "/v3/kv/range", "{}", "tok.1") ==
+        "POST /v3/kv/range HTTP/1.1\r\nHost: e:1\r\nAuthorization: tok.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  CHECK(without_origin("etcdserver: permission denied") == "permission denied");
 }

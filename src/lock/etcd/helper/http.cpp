@@ -165,10 +165,16 @@ Endpoint make_endpoint(std::string url) {
   return endpoint;
 }
 
-std::string post_request(std::string_view authority, std::string_view path, std::string_view body) {
+std::string post_request(std::string_view authority,
+                         std::string_view path,
+                         std::string_view body,
+                         std::string_view token) {
   std::string request;
-  request.reserve(128 + path.size() + authority.size() + body.size());
+  request.reserve(128 + path.size() + authority.size() + body.size() + token.size());
   request.append("POST ").append(path).append(" HTTP/1.1\r\nHost: ").append(authority);
+  if (!token.empty()) {
+    request.append("\r\nAuthorization: ").append(token);
+  }
   request.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   request.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
   return request;
@@ -653,11 +659,12 @@ void Transfer::prepare(const Endpoint& endpoint,
                        std::string_view path,
                        std::string_view body,
                        Timeouts timeouts,
-                       LineHandler on_line) {
+                       LineHandler on_line,
+                       std::string_view token) {
   Core& core = *m_core;
   core.endpoint = endpoint;
   core.url = endpoint.url + std::string(path);
-  core.request = post_request(endpoint.authority, path, body);
+  core.request = post_request(endpoint.authority, path, body, token);
   core.timeouts = timeouts;
   core.on_line = std::move(on_line);
   core.result = TransferResult::ok;

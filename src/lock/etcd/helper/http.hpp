@@ -35,8 +35,12 @@ struct Endpoint {
 };
 Endpoint make_endpoint(std::string url);
 
-// The bytes of a POST of the JSON `body` to `path` on `authority` (HOST:PORT).
-std::string post_request(std::string_view authority, std::string_view path, std::string_view body);
+// The bytes of a POST of the JSON `body` to `path` on `authority` (HOST:PORT), with etcd's
+// auth token in an Authorization header if `token` is not empty.
+std::string post_request(std::string_view authority,
+                         std::string_view path,
+                         std::string_view body,
+                         std::string_view token = {});
 
 // How a transfer ended.
 enum class TransferResult {
@@ -95,7 +99,8 @@ public:
                std::string_view path,
                std::string_view body,
                Timeouts timeouts,
-               LineHandler on_line = {});
+               LineHandler on_line = {},
+               std::string_view token = {});
 
   // From Multi::start() until Multi::finished() returned it, or Multi::stop().
   bool running() const;
