@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     switch (plan.action) {
     case Action::check_config:
       print_check(plan, std::cout);
-      return 0;
+      return plan.online ? print_online_check(plan, std::cout) : 0;
     case Action::show_config:
       print_settings(plan, std::cout);
       return 0;

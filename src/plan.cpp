@@ -215,6 +215,7 @@ Plan make_plan(const CliOptions& cli,
                const std::vector<std::string>& environment) {
   Plan plan;
   plan.action = cli.action;
+  plan.online = cli.online;
   plan.command = cli.command;
   plan.config_files = join(config.files, ", ");
 

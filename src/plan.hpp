@@ -67,6 +67,7 @@ struct ResourceView {
 
 struct Plan {
   Action action = Action::run;
+  bool online = false;           // --check-config --online
   std::vector<LockTarget> locks; // sorted by canonical path, without duplicates
   std::string lock_names;        // the locks' names, comma-separated
   std::string lock_paths;        // the locks' paths, comma-separated

@@ -341,3 +341,48 @@ actl() {
   [ -z "$(event_lines error)" ]
   [[ "$(event_lines finished)" == *"status=0"* ]]
 }
+
+# --- loto --check-config --online ----------------------------------------------------------
+
+@test "online: --check-config --online: one line per etcd resource; 0, 69, 77" {
+  f="$(tls_config)"
+  run --separate-stderr "$LOTO" --config "$f" --check-config --online
+  echo "status=$status stdout=[$output] stderr=[$stderr]" >&2
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "configuration OK: $f (3 resources)" ]
+  [[ "${lines[1]}" =~ ^etcd\ resource\ \'$R\'\ \(lock\ \'loto/$R\'\):\ OK,\ etcd\ at\ https://127\.0\.0\.1:[0-9]+\ answered:\ free$ ]]
+  [ "${#lines[@]}" -eq 2 ]
+
+  f="$(auth_config)"
+  run --separate-stderr "$LOTO" --config "$f" --check-config --online
+  [ "$status" -eq 0 ]
+  [[ "${lines[1]}" == *"OK, etcd at $AUTH_URL answered as user 'loto': free" ]]
+
+  f="$(auth_config --prefix other/)"
+  run --separate-stderr "$LOTO" --config "$f" --check-config --online
+  echo "status=$status stdout=[$output]" >&2
+  [ "$status" -eq 77 ]
+  [[ "${lines[1]}" == *"FAILED (exit 77): etcd refused user 'loto': permission denied (key other/$R/)" ]]
+
+  run --separate-stderr "$LOTO" --config "$(tls_config -- ca2)" --check-config --online
+  [ "$status" -eq 69 ]
+  [[ "${lines[1]}" == *"FAILED (exit 69): cannot reach etcd at "*"unknown CA"* ]]
+
+  run --separate-stderr "$LOTO" --config "$(tls_config -- ca client2)" --check-config --online
+  [ "$status" -eq 77 ]
+
+  # without --online nothing is asked: an unreachable cluster is still a valid config
+  f="$(write_etcd_config --endpoints "https://127.0.0.1:$(free_port)" "$R")"
+  run --separate-stderr "$LOTO" --config "$f" --check-config
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 1 ]
+  run --separate-stderr "$LOTO" --config "$f" --check-config --online
+  [ "$status" -eq 69 ]
+
+  run --separate-stderr "$LOTO" --config "$CFG" --check-config --online
+  [ "$status" -eq 0 ]
+  [ "${lines[1]}" = "no etcd resources to check online" ]
+  run --separate-stderr "$LOTO" --config "$CFG" --online --list
+  [ "$status" -eq 64 ]
+  [ "$stderr" = "loto: error: option --online goes with --check-config (see 'loto --help')" ]
+}

@@ -33,9 +33,9 @@
 //                                           certificate; 70 bad answer; 78 unusable
 //                                           TLS or password file)
 //   released                                answer to "release"
-//   holders  COUNT  HOLDER                  answer of `loto-etcd --inspect`: COUNT keys
+//   holders  COUNT  HOLDER  URL             answer of `loto-etcd --inspect`: COUNT keys
 //                                           under the lock name (holder first), HOLDER empty
-//                                           when COUNT is 0
+//                                           when COUNT is 0; URL: the endpoint that answered
 //
 // HOLDER is one line for people, e.g. "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z:
 // backup.sh --full", or "a client that left no holder record (etcdctl lock?)".

@@ -91,9 +91,10 @@ int Session::run() {
 // ---- The main flow.
 
 int Session::inspect() {
-  const RangeAnswer queue = read(read_range, call("/v3/kv/range", queue_request(m_prefix)));
+  const Answered answered = call("/v3/kv/range", queue_request(m_prefix));
+  const RangeAnswer queue = read(read_range, answered);
   const std::string holder = queue.kvs.empty() ? "" : describe_holder(queue.kvs.front().value);
-  tell({proto::k_holders, std::to_string(queue.kvs.size()), holder});
+  tell({proto::k_holders, std::to_string(queue.kvs.size()), holder, answered.endpoint});
   return 0;
 }
 
