@@ -383,7 +383,7 @@ TEST_CASE("help_text lists the options and the exit status", "[cli]") {
   }
 }
 
-TEST_CASE("--online goes with --check-config", "[cli]") {
+TEST_CASE("parse_cli: --online goes with --check-config", "[cli]") {
   const auto options = parse_cli({"--check-config", "--online"});
   CHECK(options.action == Action::check_config);
   CHECK(options.online);
