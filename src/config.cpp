@@ -782,7 +782,7 @@ void check_etcd_file(const std::string& path,
   };
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
-    fail("cannot open " + what + ": " + std::strerror(errno));
+    config_error(position + ": cannot open " + what + ": " + std::strerror(errno));
   }
   struct stat st {};
   const int stat_result = ::fstat(fd, &st);
