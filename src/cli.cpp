@@ -21,7 +21,7 @@ struct OptionSpec {
   std::string_view help;
 };
 
-constexpr std::array<OptionSpec, 17> k_options{{
+constexpr std::array<OptionSpec, 18> k_options{{
     {'L', "lock", true, "NAME|PATH", "lock a named resource or a file (repeatable)"},
     {'w', "wait", false, "", "wait for the lock instead of giving up"},
     {'t', "timeout", true, "DURATION", "wait at most DURATION (5, 0.5, 250ms, 90s, 15m, 6h)"},
@@ -35,6 +35,7 @@ constexpr std::array<OptionSpec, 17> k_options{{
     {'v', "verbose", false, "", "report each step on stderr (twice for debug)"},
     {'\0', "config", true, "PATH", "read this config file instead of the system one"},
     {'\0', "check-config", false, "", "validate the configuration and exit"},
+    {'\0', "online", false, "", "with --check-config: also check that etcd answers"},
     {'\0', "show-config", false, "", "print every effective setting and its origin"},
     {'\0', "list", false, "", "list resources and who holds them"},
     {'h', "help", false, "", "print this help and exit"},
@@ -244,6 +245,10 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
   options.shared = result.count("shared") > 0;
   options.quiet = result.count("quiet") > 0;
   options.verbosity = static_cast<int>(result.count("verbose"));
+  options.online = result.count("online") > 0;
+  if (options.online && result.count("check-config") == 0) {
+    usage_error("option --online goes with --check-config");
+  }
   if (options.quiet && options.verbosity > 0) {
     usage_error("options -q and -v cannot be combined");
   }

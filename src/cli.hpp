@@ -25,6 +25,7 @@ struct CliOptions {
   bool quiet = false;
   int verbosity = 0;
   std::optional<std::string> config_path;
+  bool online = false; // --online: --check-config also asks each etcd resource's cluster
   std::vector<std::string> command; // untouched, exactly as given
 };
 

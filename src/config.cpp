@@ -473,8 +473,11 @@ private:
     for_each_entry(
         map,
         "etcd",
-        {"endpoints", "ttl", "prefix"},
+        {"endpoints", "ttl", "prefix", "ca_file", "cert_file", "key_file", "user", "password_file"},
         [&](const std::string& key, const YamlNode& /*key_node*/, const YamlNode& value) {
+          if (read_etcd_access(etcd, key, value)) {
+            return;
+          }
           if (key == "endpoints") {
             etcd.endpoints = read_endpoints(value);
           } else if (key == "ttl") {
@@ -501,6 +504,38 @@ private:
           }
         });
     return etcd;
+  }
+
+  // The TLS and authentication keys of the etcd section; false for the others.
+  bool read_etcd_access(EtcdSettings& etcd, const std::string& key, const YamlNode& value) const {
+    std::optional<Sourced<std::string>>* slot = nullptr;
+    if (key == "ca_file") {
+      slot = &etcd.ca_file;
+    } else if (key == "cert_file") {
+      slot = &etcd.cert_file;
+    } else if (key == "key_file") {
+      slot = &etcd.key_file;
+    } else if (key == "password_file") {
+      slot = &etcd.password_file;
+    } else if (key == "user") {
+      const std::string& user = scalar(value, key);
+      if (user.empty() || user.size() > 128 || std::any_of(user.begin(), user.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u < 0x20 || u == 0x7F;
+          })) {
+        fail(value,
+             "invalid user " + quoted(user) +
+                 " for etcd (1 to 128 characters, no control characters)");
+      }
+      etcd.user = Sourced<std::string>{user, origin_of(m_file, value)};
+    } else {
+      return false;
+    }
+    if (slot != nullptr) {
+      *slot = read_path(value, key);
+    }
+    etcd.positions[key] = position(m_file, value.mark);
+    return true;
   }
 
   // One URL or a list of them.
@@ -583,10 +618,10 @@ void override_policy(PolicySettings& base, PolicySettings& later) {
 // Like sshd's StrictModes: every directory above a config file must be owned by root or
 // the running user, and not writable by group or others unless sticky (as /tmp is), or someone
 // else could swap the file after loto checked it.
-void check_directories_above(const std::string& path) {
+void check_directories_above(const std::string& path, const std::string& what = "config file") {
   std::array<char, PATH_MAX> resolved{};
   if (::realpath(path.c_str(), resolved.data()) == nullptr) {
-    config_error("cannot resolve config file " + quoted(path) + ": " + std::strerror(errno));
+    config_error("cannot resolve " + what + " " + quoted(path) + ": " + std::strerror(errno));
   }
   std::string dir = resolved.data();
   while (dir != "/") {
@@ -597,12 +632,12 @@ void check_directories_above(const std::string& path) {
       config_error("cannot inspect directory " + quoted(dir) + ": " + std::strerror(errno));
     }
     if (st.st_uid != 0 && st.st_uid != ::getuid()) {
-      config_error("config file " + quoted(path) + " is in an insecure directory " + quoted(dir) +
+      config_error(what + " " + quoted(path) + " is in an insecure directory " + quoted(dir) +
                    " (owned by uid " + std::to_string(st.st_uid) +
                    "); keep it where only root or you can write");
     }
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
-      config_error("config file " + quoted(path) + " is in an insecure directory " + quoted(dir) +
+      config_error(what + " " + quoted(path) + " is in an insecure directory " + quoted(dir) +
                    " (writable by group or others and not sticky); run: chmod go-w " + quoted(dir));
     }
   }
@@ -654,6 +689,14 @@ void merge_config(Config& base, Config later) {
   override_with(base.etcd.endpoints, later.etcd.endpoints);
   override_with(base.etcd.ttl, later.etcd.ttl);
   override_with(base.etcd.prefix, later.etcd.prefix);
+  override_with(base.etcd.ca_file, later.etcd.ca_file);
+  override_with(base.etcd.cert_file, later.etcd.cert_file);
+  override_with(base.etcd.key_file, later.etcd.key_file);
+  override_with(base.etcd.user, later.etcd.user);
+  override_with(base.etcd.password_file, later.etcd.password_file);
+  for (auto& [key, where] : later.etcd.positions) {
+    base.etcd.positions[key] = std::move(where);
+  }
   for (auto& [name, resource] : later.resources) {
     if (const auto it = base.resources.find(name); it != base.resources.end()) {
       config_error(resource.origin + ": resource " + quoted(name) + " is already defined at " +
@@ -748,6 +791,81 @@ Config load_config(const ConfigSource& source) {
     merge_config(config, parse_config(read_trusted_file(path), path));
   }
   return config;
+}
+
+} // namespace loto
+
+namespace loto {
+
+void check_etcd_settings(const EtcdSettings& etcd) {
+  const auto at = [&etcd](const std::string& key) {
+    const auto found = etcd.positions.find(key);
+    return found == etcd.positions.end() ? std::string("etcd") : found->second;
+  };
+  if (etcd.cert_file.has_value() != etcd.key_file.has_value()) {
+    const std::string given = etcd.cert_file ? "cert_file" : "key_file";
+    const std::string missing = etcd.cert_file ? "key_file" : "cert_file";
+    config_error(at(given) + ": etcd " + given + " is set but " + missing +
+                 " is not; a client certificate needs both (or neither)");
+  }
+  if (etcd.user.has_value() != etcd.password_file.has_value()) {
+    const std::string given = etcd.user ? "user" : "password_file";
+    const std::string missing = etcd.user ? "password_file" : "user";
+    config_error(at(given) + ": etcd " + given + " is set but " + missing +
+                 " is not; etcd authentication needs both (or neither)");
+  }
+  if (!etcd.endpoints) {
+    return;
+  }
+  for (const char* key : {"ca_file", "cert_file"}) {
+    if (!etcd.positions.contains(key)) {
+      continue;
+    }
+    for (const std::string& url : etcd.endpoints->value) {
+      if (!url.starts_with("https://")) {
+        config_error(at(key) + ": etcd " + key + " is set, but the endpoint " + quoted(url) +
+                     " is not https://; TLS settings need https endpoints");
+      }
+    }
+  }
+}
+
+void check_etcd_file(const std::string& path,
+                     const std::string& key,
+                     const std::string& position,
+                     bool secret) {
+  const std::string what = key + " " + quoted(path);
+  const auto fail = [&position](const std::string& message) {
+    config_error(position + ": " + message);
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    config_error(position + ": cannot open " + what + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  const int stat_result = ::fstat(fd, &st);
+  ::close(fd);
+  if (stat_result != 0) {
+    fail("cannot stat " + what + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    fail(what + " is not a regular file");
+  }
+  if (st.st_uid != 0 && st.st_uid != ::getuid()) {
+    fail(what + " is owned by uid " + std::to_string(st.st_uid) +
+         "; it must be owned by root or by uid " + std::to_string(::getuid()));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    fail(what + " is writable by group or others; run: chmod go-w " + quoted(path));
+  }
+  if (secret && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    fail(what + " is readable by group or others; run: chmod go-rw " + quoted(path));
+  }
+  try {
+    check_directories_above(path, key);
+  } catch (const Error& error) {
+    fail(error.what());
+  }
 }
 
 } // namespace loto

@@ -58,6 +58,14 @@ struct EtcdSettings {
   std::optional<Sourced<std::vector<std::string>>> endpoints; // http:// or https:// URLs
   std::optional<Sourced<Duration>> ttl;                       // the lease's time to live
   std::optional<Sourced<std::string>> prefix;                 // lock name = prefix + resource
+  // TLS for https endpoints, and etcd's own authentication. Files are absolute paths.
+  std::optional<Sourced<std::string>> ca_file;       // the cluster's CA; default: the system's
+  std::optional<Sourced<std::string>> cert_file;     // client certificate, with key_file
+  std::optional<Sourced<std::string>> key_file;      // its private key (a secret)
+  std::optional<Sourced<std::string>> user;          // etcd user, with password_file
+  std::optional<Sourced<std::string>> password_file; // first line: the password (a secret)
+  // FILE:LINE:COL of each of those five values, by key ("key_file"), for messages.
+  std::map<std::string, std::string> positions;
 };
 
 struct Config {
@@ -92,5 +100,20 @@ Config load_config(const ConfigSource& source);
 // The text of a config file, after the trust checks: a regular file of at most 1 MiB,
 // owned by root or by the running user, not writable by group or others.
 std::string read_trusted_file(const std::string& path);
+
+// The etcd settings that go together, checked once every file is merged: cert_file with
+// key_file, user with password_file, and TLS files only with https:// endpoints. Throws
+// Error(config) at the position of the setting that is wrong.
+void check_etcd_settings(const EtcdSettings& etcd);
+
+// A file loto's etcd helper will read: it must pass the config files' trust checks (a
+// regular file owned by root or the running user, not writable by group or others, in
+// directories only they can write) and, if `secret`, must not be readable by group or
+// others either. `key` names the setting ("etcd.key_file"), `position` is where it was
+// set (FILE:LINE:COL). Throws Error(config) naming the rule that failed.
+void check_etcd_file(const std::string& path,
+                     const std::string& key,
+                     const std::string& position,
+                     bool secret);
 
 } // namespace loto

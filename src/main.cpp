@@ -16,12 +16,61 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 extern char** environ;
+
+namespace {
+
+// Whether this run will start the etcd helper (or, for --check-config, could).
+bool talks_to_etcd(const loto::Plan& plan) {
+  using loto::Action;
+  using loto::LockKind;
+  if (plan.etcd.endpoints.empty()) {
+    return false;
+  }
+  const auto is_etcd = [](const loto::LockTarget& target) { return target.kind == LockKind::etcd; };
+  switch (plan.action) {
+  case Action::check_config:
+    return true;
+  case Action::list:
+    return std::any_of(plan.resources.begin(), plan.resources.end(), [&](const auto& resource) {
+      return is_etcd(resource.target);
+    });
+  case Action::run:
+    return std::any_of(plan.locks.begin(), plan.locks.end(), is_etcd);
+  default:
+    return false;
+  }
+}
+
+// The files the etcd helper will read pass the trust checks before it starts: the key and
+// the password file are secrets, so no one else may read them either.
+void check_etcd_files(const loto::EtcdPlan& etcd) {
+  const std::array<std::tuple<const char*, const std::string*, bool>, 4> files{{
+      {"ca_file", &etcd.ca_file, false},
+      {"cert_file", &etcd.cert_file, false},
+      {"key_file", &etcd.key_file, true},
+      {"password_file", &etcd.password_file, true},
+  }};
+  for (const auto& [key, path, secret] : files) {
+    if (!path->empty()) {
+      const auto where = etcd.positions.find(key);
+      loto::check_etcd_file(*path,
+                            std::string("etcd.") + key,
+                            where == etcd.positions.end() ? "etcd" : where->second,
+                            secret);
+    }
+  }
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   using namespace loto;
@@ -54,12 +103,15 @@ int main(int argc, char** argv) {
     const Config config = load_config(choose_config_source(cli, environment));
     const Plan plan = make_plan(cli, config, environment);
     log = std::make_unique<Log>(plan.log, plan.command);
+    if (talks_to_etcd(plan)) {
+      check_etcd_files(plan.etcd);
+    }
 
     const auto backend = make_lock_backend(plan);
     switch (plan.action) {
     case Action::check_config:
       print_check(plan, std::cout);
-      return 0;
+      return plan.online ? print_online_check(plan, std::cout) : 0;
     case Action::show_config:
       print_settings(plan, std::cout);
       return 0;

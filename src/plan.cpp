@@ -91,6 +91,35 @@ std::string canonical_lock_path(const std::string& path) {
   return (resolved_dir == "/" ? "" : resolved_dir) + "/" + base;
 }
 
+// The TLS and authentication settings of the etcd section, checked as a whole.
+void add_etcd_access(const EtcdSettings& settings, EtcdPlan& etcd) {
+  check_etcd_settings(settings);
+  const auto value = [](const std::optional<Sourced<std::string>>& setting) {
+    return setting ? setting->value : std::string();
+  };
+  etcd.ca_file = value(settings.ca_file);
+  etcd.cert_file = value(settings.cert_file);
+  etcd.key_file = value(settings.key_file);
+  etcd.user = value(settings.user);
+  etcd.password_file = value(settings.password_file);
+  etcd.positions = settings.positions;
+}
+
+// --show-config's lines for those that are set.
+void append_etcd_access_settings(const EtcdSettings& settings, std::vector<SettingView>& views) {
+  using Entry = std::pair<const char*, const std::optional<Sourced<std::string>>*>;
+  const std::array<Entry, 5> keys{{{"etcd.ca_file", &settings.ca_file},
+                                   {"etcd.cert_file", &settings.cert_file},
+                                   {"etcd.key_file", &settings.key_file},
+                                   {"etcd.user", &settings.user},
+                                   {"etcd.password_file", &settings.password_file}}};
+  for (const auto& [key, setting] : keys) {
+    if (*setting) {
+      views.push_back({key, (*setting)->value, (*setting)->origin});
+    }
+  }
+}
+
 EtcdPlan make_etcd_plan(const EtcdSettings& settings) {
   EtcdPlan etcd;
   if (settings.endpoints) {
@@ -102,6 +131,7 @@ EtcdPlan make_etcd_plan(const EtcdSettings& settings) {
   if (settings.prefix) {
     etcd.prefix = settings.prefix->value;
   }
+  add_etcd_access(settings, etcd);
   return etcd;
 }
 
@@ -118,6 +148,7 @@ void append_etcd_settings(const EtcdSettings& settings,
   views.push_back({"etcd.endpoints", join(etcd.endpoints, ","), origin(settings.endpoints)});
   views.push_back({"etcd.ttl", format_duration(etcd.ttl), origin(settings.ttl)});
   views.push_back({"etcd.prefix", etcd.prefix, origin(settings.prefix)});
+  append_etcd_access_settings(settings, views);
 }
 
 // Whether waiters queue in order of arrival: the resource's `queue:`, else `defaults:`.
@@ -282,6 +313,7 @@ Plan make_plan(const CliOptions& cli,
                const std::vector<std::string>& environment) {
   Plan plan;
   plan.action = cli.action;
+  plan.online = cli.online;
   plan.command = cli.command;
   plan.config_files = join(config.files, ", ");
 

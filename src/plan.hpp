@@ -5,6 +5,7 @@
 #include "config.hpp"
 #include "duration.hpp"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,14 @@ struct EtcdPlan {
   std::vector<std::string> endpoints; // empty when the config has none
   Duration ttl = std::chrono::seconds(10);
   std::string prefix = "loto/";
+  // TLS and authentication; empty: not set. The helper gets the paths, never the secrets.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string user;
+  std::string password_file;
+  // FILE:LINE:COL where each of those was set, by key ("key_file"), for messages.
+  std::map<std::string, std::string> positions;
 };
 
 // What loto does with processes the job's main process leaves behind when it exits.
@@ -73,6 +82,7 @@ struct ResourceView {
 
 struct Plan {
   Action action = Action::run;
+  bool online = false;           // --check-config --online
   std::vector<LockTarget> locks; // sorted by canonical path, without duplicates
   std::string lock_names;        // the locks' names, comma-separated
   std::string lock_paths;        // the locks' paths, comma-separated

@@ -14,6 +14,43 @@ void print_check(const Plan& plan, std::ostream& out) {
       << " (" << plan.resources.size() << " resources)\n";
 }
 
+int print_online_check(const Plan& plan, std::ostream& out) {
+  // Which failure the exit status reports when several resources fail.
+  const auto rank = [](int code) {
+    switch (code) {
+    case exit_code::config:
+      return 4;
+    case exit_code::unsafe:
+      return 3;
+    case exit_code::unavailable:
+      return 2;
+    default:
+      return code == 0 ? 0 : 1;
+    }
+  };
+  int status = 0;
+  int checked = 0;
+  for (const auto& resource : plan.resources) {
+    if (resource.target.kind != LockKind::etcd) {
+      continue;
+    }
+    ++checked;
+    const EtcdCheck check = check_etcd_online(plan.etcd, resource.target);
+    out << "etcd resource " << loto::quoted(resource.name) << " (lock "
+        << loto::quoted(resource.target.etcd_name) << "): "
+        << (check.exit_code == 0 ? "OK, "
+                                 : "FAILED (exit " + std::to_string(check.exit_code) + "): ")
+        << check.message << "\n";
+    if (rank(check.exit_code) > rank(status)) {
+      status = check.exit_code;
+    }
+  }
+  if (checked == 0) {
+    out << "no etcd resources to check online\n";
+  }
+  return status;
+}
+
 void print_settings(const Plan& plan, std::ostream& out) {
   for (const auto& setting : plan.settings) {
     out << "(" << setting.origin << ") " << setting.key << " = " << escape(setting.value) << "\n";

@@ -9,6 +9,10 @@
 namespace loto {
 
 void print_check(const Plan& plan, std::ostream& out);
+// --check-config --online: one line per etcd resource, whether its cluster answers with
+// these settings. Returns the exit status: 0, or the worst code of a failing resource
+// (78 unusable files, 77 refused, 69 unreachable).
+int print_online_check(const Plan& plan, std::ostream& out);
 // "(ORIGIN) KEY = VALUE", one line per effective setting.
 void print_settings(const Plan& plan, std::ostream& out);
 // One row per resource: name, lock path, policy, description, and who holds it.

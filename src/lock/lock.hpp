@@ -120,6 +120,14 @@ std::unique_ptr<LockBackend> make_flock_backend();
 // The etcd backend for the plan's cluster; `command` goes into the holder record.
 std::unique_ptr<LockBackend> make_etcd_backend(const EtcdPlan& etcd,
                                                const std::vector<std::string>& command);
+// --check-config --online: whether etcd answers for `target` with the plan's settings (TLS,
+// authentication, a read of the lock's keys). exit_code 0 and what etcd said ("free at
+// https://..."), or the code loto would exit with and why.
+struct EtcdCheck {
+  int exit_code = 0;
+  std::string message;
+};
+EtcdCheck check_etcd_online(const EtcdPlan& etcd, const LockTarget& target);
 // The backend for each target's kind: flock, or etcd (started only when a target needs it).
 std::unique_ptr<LockBackend> make_lock_backend(const Plan& plan);
 

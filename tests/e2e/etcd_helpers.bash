@@ -38,6 +38,8 @@
 #                        with --scalar, else as a flow list
 #       --prefix P       etcd.prefix
 #       --syslog         logging: syslog true, facility local3 (else syslog false)
+#       --etcd-lines T   more lines of the etcd: section, each indented two spaces
+#                        ("  ca_file: /x/ca.pem\n  user: loto\n")
 #       -n NAME          file name in $T (default: a fresh config.XXXXXX.yaml)
 #     RESOURCE is NAME (backend: etcd) or "NAME: YAML-FLOW-PAIRS" such as
 #     "job: conflict_exit_code: 3, timeout: 30m" (backend: etcd is added)
@@ -50,6 +52,13 @@
 #   mono_ns                     CLOCK_MONOTONIC in ns (python3; the clock every process on
 #                               the host shares: stamps from several processes compare)
 #   $MONO_STAMP_PY              python3 code for scripts: appends monotonic ns to argv[1]
+#
+# TLS and authentication (etcd_tls.bats): set these (space-separated words, no spaces
+# inside one) before start_etcd*; they are read whenever a helper runs.
+#   $ETCD_SCHEME         client URL scheme, http (default) or https
+#   $ETCD_EXTRA_FLAGS    more flags for every member (--client-cert-auth --cert-file ...)
+#   $ETCD_CURL_FLAGS     more flags for the health checks' curl (--cacert ... --cert ...)
+#   $ETCDCTL_FLAGS       more flags for ectl (--cacert ... --user root:PASSWORD)
 #
 # Each test should use its own lock name (etcd_test_name gives one per test) so that a
 # test that leaves a key behind (a killed holder's lease that has to expire) cannot hold up
@@ -67,7 +76,9 @@ ETCD_FLAGS=(--heartbeat-interval=10 --election-timeout=100 --logger=zap --log-le
   --snapshot-count=100000)
 
 ectl() {
-  etcdctl --endpoints="$ETCD_ENDPOINTS" --dial-timeout=2s --command-timeout=5s "$@"
+  local extra=()
+  read -r -a extra <<<"${ETCDCTL_FLAGS:-}"
+  etcdctl --endpoints="$ETCD_ENDPOINTS" --dial-timeout=2s --command-timeout=5s "${extra[@]}" "$@"
 }
 
 etcd_url() { local v="ETCD_URL$1"; echo "${!v}"; }
@@ -109,8 +120,9 @@ _etcd_launch() {
 }
 
 etcd_member_healthy() {
-  local out
-  out="$(curl -sS --max-time 1 "$(etcd_url "$1")/health" 2>/dev/null)" || return 1
+  local out extra=()
+  read -r -a extra <<<"${ETCD_CURL_FLAGS:-}"
+  out="$(curl -sS --max-time 1 "${extra[@]}" "$(etcd_url "$1")/health" 2>/dev/null)" || return 1
   [[ "$out" == *'"health":"true"'* ]]
 }
 
@@ -159,13 +171,14 @@ start_etcd_cluster() {
   ETCD_N="$n"
   export ETCD_DIR ETCD_N
   for attempt in 1 2 3 4 5; do
-    local cluster="" p=() urls=()
+    local cluster="" p=() urls=() extra=()
+    read -r -a extra <<<"${ETCD_EXTRA_FLAGS:-}"
     read -r -a p <<<"$(_etcd_free_ports $((2 * n)))"
     for ((i = 1; i <= n; i++)); do
       cluster+="${cluster:+,}m$i=http://127.0.0.1:${p[2 * i - 1]}"
     done
     for ((i = 1; i <= n; i++)); do
-      local cu="http://127.0.0.1:${p[2 * i - 2]}" pu="http://127.0.0.1:${p[2 * i - 1]}"
+      local cu="${ETCD_SCHEME:-http}://127.0.0.1:${p[2 * i - 2]}" pu="http://127.0.0.1:${p[2 * i - 1]}"
       urls+=("$cu")
       export "ETCD_URL$i=$cu"
       rm -rf "$ETCD_DIR/m$i.data"
@@ -175,7 +188,7 @@ start_etcd_cluster() {
         --listen-peer-urls "$pu" --initial-advertise-peer-urls "$pu" \
         --initial-cluster "$cluster" --initial-cluster-state new \
         --initial-cluster-token "loto-test-$$-$attempt" \
-        "${ETCD_FLAGS[@]}" >"$ETCD_DIR/m$i.args"
+        "${ETCD_FLAGS[@]}" "${extra[@]}" >"$ETCD_DIR/m$i.args"
     done
     ETCD_URLS="${urls[*]}"
     ETCD_ENDPOINTS="${ETCD_URLS// /,}"
@@ -318,13 +331,14 @@ etcd_lease_alive() {
 
 # --- config ---------------------------------------------------------------------------------
 write_etcd_config() {
-  local ttl="" endpoints="$ETCD_URLS" prefix="" syslog=0 scalar=0 name=()
+  local ttl="" endpoints="$ETCD_URLS" prefix="" syslog=0 scalar=0 name=() etcd_lines=""
   while (($#)); do
     case "$1" in
     --ttl) ttl="$2"; shift 2 ;;
     --endpoints) endpoints="$2"; shift 2 ;;
     --prefix) prefix="$2"; shift 2 ;;
     --syslog) syslog=1; shift ;;
+    --etcd-lines) etcd_lines="$2"; shift 2 ;;
     --scalar) scalar=1; shift ;;
     -n) name=(-n "$2"); shift 2 ;;
     *) break ;;
@@ -348,6 +362,8 @@ write_etcd_config() {
   fi
   [[ -z "$ttl" ]] || text+="  ttl: $ttl"$'\n'
   [[ -z "$prefix" ]] || text+="  prefix: $prefix"$'\n'
+  [[ -z "$etcd_lines" || "$etcd_lines" == *$'\n' ]] || etcd_lines+=$'\n'
+  text+="$etcd_lines"
   text+=$'resources:\n'
   for r in "$@"; do
     if [[ "$r" == *:* ]]; then

@@ -291,32 +291,41 @@ if [ -n "${LOTO_SYSLOG_DIR:-}" ]; then
 fi
 expect_status 0 "the lock is free again once the holder is gone" $loto -L pkgtest -- true
 
-# A fleet lock through a real etcd on loopback, by the installed loto and its helper.
+# A fleet lock through a real etcd on loopback, by the installed loto and its helper, over
+# TLS with client certificates (a PKI made by tests/tools/make-test-pki.sh).
 check "the etcd helper is installed in /usr/libexec/loto" test -x /usr/libexec/loto/loto-etcd
-if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null && command -v openssl >/dev/null; then
+  pki="$tmp/pki"
+  "$root/tests/tools/make-test-pki.sh" "$pki"
+  tls_ctl=(--cacert="$pki/ca.pem" --cert="$pki/client.pem" --key="$pki/client.key")
   read -r client_port peer_port < <(python3 -c 'import socket
 s=[socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
-  etcd_url=http://127.0.0.1:$client_port
+  etcd_url=https://127.0.0.1:$client_port
   etcd --name pkgtest --data-dir "$tmp/etcd" --listen-client-urls "$etcd_url" \
     --advertise-client-urls "$etcd_url" --listen-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "pkgtest=http://127.0.0.1:$peer_port" --heartbeat-interval=10 \
-    --election-timeout=100 --logger=zap --log-level=warn >"$tmp/etcd.log" 2>&1 &
+    --election-timeout=100 --logger=zap --log-level=warn --client-cert-auth \
+    --trusted-ca-file="$pki/ca.pem" --cert-file="$pki/server.pem" --key-file="$pki/server.key" \
+    >"$tmp/etcd.log" 2>&1 &
   etcd_pid=$!
   for _ in $(seq 200); do
-    ETCDCTL_API=3 etcdctl --endpoints="$etcd_url" endpoint health >/dev/null 2>&1 && break
+    ETCDCTL_API=3 etcdctl --endpoints="$etcd_url" "${tls_ctl[@]}" endpoint health >/dev/null 2>&1 && break
     kill -0 "$etcd_pid" 2>/dev/null || break
     sleep 0.05
   done
-  printf '  fleet:\n    backend: etcd\netcd:\n  endpoints: [%s]\n  ttl: 2s\n' "$etcd_url" >>/etc/loto.yaml
+  printf '  fleet:\n    backend: etcd\netcd:\n  endpoints: [%s]\n  ttl: 2s\n  ca_file: %s\n  cert_file: %s\n  key_file: %s\n' \
+    "$etcd_url" "$pki/ca.pem" "$pki/client.pem" "$pki/client.key" >>/etc/loto.yaml
+  check "loto --check-config --online: the cluster answers over TLS" bash -c \
+    "$loto --check-config --online | grep -q \"^etcd resource 'fleet' (lock 'loto/fleet'): OK, etcd at $etcd_url answered: free\$\""
   check "loto -L fleet runs the command with a fencing token from etcd" bash -c \
     "$loto -L fleet -- sh -c 'echo \"\$LOTO_FENCING_TOKEN \$LOTO_LOCKFILE\"' | grep -qE '^[0-9]+ etcd:loto/fleet$'"
   hold fleet
   expect_status 75 "a busy fleet lock exits 75" $loto -L fleet -- true
   check "etcdctl sees loto's key under loto/fleet/" bash -c \
-    "ETCDCTL_API=3 etcdctl --endpoints='$etcd_url' get --prefix --keys-only loto/fleet/ | grep -qE '^loto/fleet/[0-9a-f]+$'"
+    "ETCDCTL_API=3 etcdctl --endpoints='$etcd_url' ${tls_ctl[*]} get --prefix --keys-only loto/fleet/ | grep -qE '^loto/fleet/[0-9a-f]+$'"
   kill "$holder" 2>/dev/null || true
   wait "$holder" 2>/dev/null || true
   holder=
@@ -324,9 +333,11 @@ print(*[x.getsockname()[1] for x in s])')
   wait "$etcd_pid" 2>/dev/null || true
   etcd_pid=
   expect_status 69 "etcd stopped: a fleet lock exits 69" $loto -L fleet -- true
+  chmod 0644 "$pki/client.key"
+  expect_status 78 "a client key readable by others: 78" $loto -L fleet -- true
   cp "$tmp/edited.yaml" /etc/loto.yaml
 else
-  echo "# etcd checks skipped: etcd-server or etcd-client is not installed"
+  echo "# etcd checks skipped: etcd-server, etcd-client or openssl is not installed"
 fi
 
 # Shell completion, from the installed files, with the edited configuration.

@@ -372,6 +372,7 @@ TEST_CASE("help_text lists the options and the exit status", "[cli]") {
                            "--verbose",
                            "--config",
                            "--check-config",
+                           "--online",
                            "--show-config",
                            "--list",
                            "--help",
@@ -406,4 +407,19 @@ TEST_CASE("invalid runtime limits and leftover modes are usage errors", "[cli][l
         "'loto --help')");
   CHECK(usage_error({"--leftovers=keep", "-L", "db", "x"}) ==
         "invalid --leftovers 'keep' (one of: leave, wait, kill) (see 'loto --help')");
+}
+
+TEST_CASE("parse_cli: --online goes with --check-config", "[cli]") {
+  const auto options = parse_cli({"--check-config", "--online"});
+  CHECK(options.action == Action::check_config);
+  CHECK(options.online);
+  CHECK_FALSE(parse_cli({"--check-config"}).online);
+  try {
+    (void)parse_cli({"--online", "--list"});
+    FAIL("accepted --online without --check-config");
+  } catch (const loto::Error& error) {
+    CHECK(error.exit_code() == 64);
+    CHECK(std::string(error.what()) ==
+          "option --online goes with --check-config (see 'loto --help')");
+  }
 }

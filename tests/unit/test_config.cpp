@@ -892,3 +892,128 @@ TEST_CASE("invalid job limits, leftovers, queue and slots are errors with a posi
   CHECK(config_error("resources:\n  gz:\n    slot: 2\n") ==
         "test.yaml:3:5: unknown key 'slot' in resource 'gz', did you mean 'slots'?");
 }
+
+// ---- etcd TLS and authentication (issue 11)
+
+namespace {
+
+// The message of check_etcd_settings() for the etcd section of `text`.
+std::string etcd_settings_error(const std::string& text) {
+  const Config config = parse_config(text, "test.yaml");
+  try {
+    loto::check_etcd_settings(config.etcd);
+  } catch (const loto::Error& e) {
+    CHECK(e.exit_code() == 78);
+    return e.what();
+  }
+  FAIL("check_etcd_settings accepted:\n" << text);
+  return {};
+}
+
+// The message of check_etcd_file() for `path`, or "" if it passed.
+std::string etcd_file_error(const std::string& path, bool secret) {
+  try {
+    loto::check_etcd_file(path, "etcd.key_file", "loto.yaml:7:13", secret);
+  } catch (const loto::Error& e) {
+    CHECK(e.exit_code() == 78);
+    return e.what();
+  }
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("the etcd TLS and authentication keys are read with positions", "[config][etcd][tls]") {
+  const Config config = parse_config(R"(etcd:
+  endpoints: [https://etcd1:2379]
+  ca_file: /etc/loto/ca.pem
+  cert_file: /etc/loto/client.pem
+  key_file: /etc/loto/client.key
+  user: loto
+  password_file: /etc/loto/etcd.password
+)",
+                                     "test.yaml");
+  REQUIRE(config.etcd.ca_file);
+  CHECK(config.etcd.ca_file->value == "/etc/loto/ca.pem");
+  CHECK(config.etcd.ca_file->origin == "test.yaml:3");
+  CHECK(config.etcd.cert_file->value == "/etc/loto/client.pem");
+  CHECK(config.etcd.key_file->value == "/etc/loto/client.key");
+  CHECK(config.etcd.user->value == "loto");
+  CHECK(config.etcd.password_file->value == "/etc/loto/etcd.password");
+  CHECK(config.etcd.positions.at("key_file") == "test.yaml:5:13");
+  CHECK(config.etcd.positions.at("user") == "test.yaml:6:9");
+  CHECK_NOTHROW(loto::check_etcd_settings(config.etcd));
+}
+
+TEST_CASE("etcd TLS and authentication keys: values and pairs", "[config][etcd][tls]") {
+  CHECK(config_error("etcd:\n  key_file: client.key\n") ==
+        "test.yaml:2:13: invalid path 'client.key' for 'key_file': it is not an absolute path");
+  CHECK(config_error("etcd:\n  ca_fil: /ca.pem\n") ==
+        "test.yaml:2:3: unknown key 'ca_fil' in etcd, did you mean 'ca_file'?");
+  CHECK(config_error("etcd:\n  user: ''\n") ==
+        "test.yaml:2:9: invalid user '' for etcd (1 to 128 characters, no control characters)");
+
+  CHECK(etcd_settings_error("etcd:\n  endpoints: https://e:1\n  cert_file: /c.pem\n") ==
+        "test.yaml:3:14: etcd cert_file is set but key_file is not; a client certificate needs "
+        "both (or neither)");
+  CHECK(etcd_settings_error("etcd:\n  endpoints: https://e:1\n  key_file: /c.key\n") ==
+        "test.yaml:3:13: etcd key_file is set but cert_file is not; a client certificate needs "
+        "both (or neither)");
+  CHECK(etcd_settings_error("etcd:\n  endpoints: https://e:1\n  user: loto\n") ==
+        "test.yaml:3:9: etcd user is set but password_file is not; etcd authentication needs "
+        "both (or neither)");
+  CHECK(etcd_settings_error("etcd:\n  endpoints: https://e:1\n  password_file: /p\n") ==
+        "test.yaml:3:18: etcd password_file is set but user is not; etcd authentication needs "
+        "both (or neither)");
+  CHECK(
+      etcd_settings_error("etcd:\n  endpoints: [https://e:1, http://f:2]\n  ca_file: /ca.pem\n") ==
+      "test.yaml:3:12: etcd ca_file is set, but the endpoint 'http://f:2' is not https://; TLS "
+      "settings need https endpoints");
+  // A password over plain http is the admin's choice (a loopback member, say).
+  CHECK_NOTHROW(loto::check_etcd_settings(
+      parse_config("etcd:\n  endpoints: http://e:1\n  user: u\n  password_file: /p\n", "t.yaml")
+          .etcd));
+}
+
+TEST_CASE("merge_config: a drop-in can complete the client certificate pair",
+          "[config][etcd][tls]") {
+  Config base =
+      parse_config("etcd:\n  endpoints: [https://a:1]\n  cert_file: /c.pem\n", "base.yaml");
+  loto::merge_config(base, parse_config("etcd:\n  key_file: /c.key\n", "drop.yaml"));
+  CHECK(base.etcd.cert_file->origin == "base.yaml:3");
+  CHECK(base.etcd.key_file->origin == "drop.yaml:2");
+  CHECK(base.etcd.positions.at("key_file") == "drop.yaml:2:13");
+  CHECK_NOTHROW(loto::check_etcd_settings(base.etcd));
+}
+
+TEST_CASE("check_etcd_file: the config files' trust checks, and secrets unreadable by others",
+          "[config][etcd][tls]") {
+  TempDir dir;
+  const std::string key = dir.write("client.key", "key\n", 0600);
+  CHECK(etcd_file_error(key, true).empty());
+
+  const std::string shared = dir.write("shared.key", "key\n", 0640);
+  CHECK(etcd_file_error(shared, true) ==
+        "loto.yaml:7:13: etcd.key_file '" + shared +
+            "' is readable by group or others; run: chmod go-rw '" + shared + "'");
+  CHECK(etcd_file_error(shared, false).empty()); // a certificate may be public
+
+  const std::string writable = dir.write("writable.pem", "cert\n", 0666);
+  CHECK(etcd_file_error(writable, false) ==
+        "loto.yaml:7:13: etcd.key_file '" + writable +
+            "' is writable by group or others; run: chmod go-w '" + writable + "'");
+
+  CHECK(etcd_file_error(dir.path + "/missing.key", true) ==
+        "loto.yaml:7:13: cannot open etcd.key_file '" + dir.path +
+            "/missing.key': No such file or directory");
+  CHECK(etcd_file_error(dir.path, true) ==
+        "loto.yaml:7:13: etcd.key_file '" + dir.path + "' is not a regular file");
+
+  REQUIRE(::chmod(dir.path.c_str(), 0777) == 0);
+  CHECK(etcd_file_error(key, true) == "loto.yaml:7:13: etcd.key_file '" + key +
+                                          "' is in an insecure directory '" + dir.path +
+                                          "' (writable by group or others and not sticky); run: "
+                                          "chmod go-w '" +
+                                          dir.path + "'");
+  REQUIRE(::chmod(dir.path.c_str(), 0700) == 0);
+}

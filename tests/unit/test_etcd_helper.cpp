@@ -6,6 +6,7 @@
 #include "lock/etcd/helper/channel.hpp"
 #include "lock/etcd/helper/codec.hpp"
 #include "lock/etcd/helper/etcd_api.hpp"
+#include "lock/etcd/helper/etcd_client.hpp"
 #include "lock/etcd/helper/holder.hpp"
 #include "lock/etcd/helper/http.hpp"
 #include "lock/etcd/helper/options.hpp"
@@ -15,6 +16,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -277,6 +280,39 @@ TEST_CASE("parse_options takes values after '=' and values that look like option
   CHECK(options.holder.command == "--x");
 }
 
+TEST_CASE("parse_options: TLS and authentication files, never secrets", "[options]") {
+  const Options options = parse({"--endpoints",
+                                 "https://e:1",
+                                 "--name",
+                                 "loto/x",
+                                 "--inspect",
+                                 "--ca-file",
+                                 "/etc/loto/ca.pem",
+                                 "--cert-file",
+                                 "/etc/loto/c.pem",
+                                 "--key-file",
+                                 "/etc/loto/c.key",
+                                 "--etcd-user",
+                                 "loto",
+                                 "--password-file",
+                                 "/etc/loto/password"});
+  CHECK(options.credentials.ca_file == "/etc/loto/ca.pem");
+  CHECK(options.credentials.cert_file == "/etc/loto/c.pem");
+  CHECK(options.credentials.key_file == "/etc/loto/c.key");
+  CHECK(options.credentials.user == "loto");
+  CHECK(options.credentials.password_file == "/etc/loto/password");
+  CHECK(options.holder.user.empty()); // --user is the holder record's, not etcd's
+
+  CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--inspect", "--cert-file", "/c"}) ==
+        "--cert-file and --key-file go together");
+  CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--inspect", "--key-file", "/k"}) ==
+        "--cert-file and --key-file go together");
+  CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--inspect", "--etcd-user", "u"}) ==
+        "--etcd-user and --password-file go together");
+  CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--inspect", "--ca-file="}) ==
+        "--ca-file needs a non-empty value");
+}
+
 TEST_CASE("parse_options: --inspect needs no TTL", "[options]") {
   const Options options = parse({"--endpoints", "e:1", "--name", "loto/x", "--inspect"});
   CHECK(options.mode == Mode::inspect);
@@ -509,7 +545,7 @@ TEST_CASE("read_watch_line: the lines of a watch stream", "[answers]") {
 
 // ---- the HTTP transport
 
-TEST_CASE("make_endpoint: usable http, https not yet, bad URLs", "[http]") {
+TEST_CASE("make_endpoint: usable http and https, bad URLs", "[http]") {
   const Endpoint plain = make_endpoint("http://127.0.0.1:2379");
   CHECK(plain.url == "http://127.0.0.1:2379");
   CHECK(plain.authority == "127.0.0.1:2379");
@@ -517,7 +553,8 @@ TEST_CASE("make_endpoint: usable http, https not yet, bad URLs", "[http]") {
 
   const Endpoint tls = make_endpoint("https://etcd1:2379");
   CHECK(tls.parts.https);
-  CHECK(tls.unusable == "https endpoints need TLS support (not built yet)");
+  CHECK(tls.authority == "etcd1:2379");
+  CHECK(tls.unusable.empty());
 
   CHECK(make_endpoint("http://h:2379/prefix").unusable ==
         "not a usable endpoint URL: a path, query or fragment is not supported");
@@ -867,7 +904,8 @@ TEST_CASE("Transfer: a refused port fails at once", "[http]") {
   CHECK(transfer.transport_error() == "Connection refused");
 }
 
-TEST_CASE("Transfer: a name is looked up, and an https endpoint fails", "[http]") {
+TEST_CASE("Transfer: a name is looked up, and https to a plain HTTP server fails the handshake",
+          "[http]") {
   FakeServer server([](std::size_t) { return Canned{{ok_answer("{}")}}; });
   Multi multi;
   Transfer transfer(multi);
@@ -883,9 +921,60 @@ TEST_CASE("Transfer: a name is looked up, and an https endpoint fails", "[http]"
       make_endpoint("https://localhost" + port), "/v3/kv/range", "{}", k_test_timeouts);
   multi.start(transfer);
   REQUIRE(pump(multi, transfer));
-  CHECK(transfer.result() == TransferResult::unusable);
-  CHECK(transfer.transport_error() == "https endpoints need TLS support (not built yet)");
+  // Not the plain connection kept from the first request: a new one, whose handshake the
+  // plain server never answers (it waits for an HTTP request).
+  CHECK(transfer.result() == TransferResult::timed_out);
   CHECK(server.requests().size() == 1);
+}
+
+TEST_CASE("TLS failures: one line saying what failed", "[http][tls]") {
+  CHECK(server_certificate_problem(X509_V_ERR_HOSTNAME_MISMATCH, "etcd1") ==
+        "TLS: the server's certificate does not name etcd1 (host name mismatch)");
+  CHECK(server_certificate_problem(X509_V_ERR_IP_ADDRESS_MISMATCH, "10.0.0.1") ==
+        "TLS: the server's certificate does not name 10.0.0.1 (host name mismatch)");
+  CHECK(server_certificate_problem(X509_V_ERR_CERT_HAS_EXPIRED, "e") ==
+        "TLS: the server's certificate has expired");
+  for (const long unknown_ca : {X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+                                X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
+                                X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN}) {
+    CHECK(server_certificate_problem(unknown_ca, "e") ==
+          "TLS: the server's certificate is signed by an unknown CA (set etcd.ca_file to the "
+          "cluster's CA)");
+  }
+  CHECK(server_certificate_problem(X509_V_ERR_CERT_REVOKED, "e") ==
+        "TLS: the server's certificate was not accepted: certificate revoked");
+
+  const TlsFailure none = server_alert_problem(SSL_AD_CERTIFICATE_REQUIRED, false);
+  CHECK(none.refused);
+  CHECK(none.message == "requires a client certificate (TLS alert: certificate required; set "
+                        "etcd.cert_file and etcd.key_file)");
+  const TlsFailure bad = server_alert_problem(SSL_AD_BAD_CERTIFICATE, true);
+  CHECK(bad.refused);
+  CHECK(bad.message == "refused our client certificate (TLS alert: bad certificate; is "
+                       "etcd.cert_file signed by the cluster's CA?)");
+  CHECK(server_alert_problem(SSL_AD_CERTIFICATE_EXPIRED, true).message ==
+        "refused our client certificate: it has expired (TLS alert: certificate expired)");
+  const TlsFailure other = server_alert_problem(SSL_AD_PROTOCOL_VERSION, true);
+  CHECK_FALSE(other.refused);
+  CHECK(other.message == "TLS handshake failed (TLS alert: protocol version)");
+}
+
+TEST_CASE("Multi::use_tls: unusable files are named", "[http][tls]") {
+  Multi multi;
+  CHECK_NOTHROW(multi.use_tls({}));
+  try {
+    multi.use_tls({"/nonexistent/ca.pem", "", ""});
+    FAIL("no error");
+  } catch (const TlsSetupError& error) {
+    CHECK(
+        std::string(error.what()).starts_with("cannot load etcd.ca_file '/nonexistent/ca.pem': "));
+  }
+  try {
+    multi.use_tls({"", "/nonexistent/c.pem", "/nonexistent/c.key"});
+    FAIL("no error");
+  } catch (const TlsSetupError& error) {
+    CHECK(std::string(error.what()).starts_with("cannot load etcd.cert_file '/nonexistent/c.pem'"));
+  }
 }
 
 TEST_CASE("Transfer: what is not HTTP", "[http]") {
@@ -951,4 +1040,32 @@ TEST_CASE("Channel on a non-blocking socket (as the event loop leaves it)", "[ch
   ::close(ends[1]);
   CHECK(channel.receive() == Channel::Heard::end);
   ::close(ends[0]);
+}
+
+// ---- etcd authentication (issue 11)
+
+TEST_CASE("authentication: the request, the token, and a lapsed token", "[auth]") {
+  CHECK(json::parse(authenticate_request("loto", "s3cret")) ==
+        json{{"name", "loto"}, {"password", "s3cret"}});
+  CHECK(read_token(json::parse(R"({"header":{},"token":"abc.12"})")) == "abc.12");
+  CHECK_THROWS_AS(read_token(json::parse(R"({"header":{}})")), BadAnswer);
+
+  CHECK(classify_reply(401, R"({"error":"etcdserver: invalid auth token","code":16})").kind ==
+        ReplyKind::token_expired);
+  CHECK(classify_reply(400, R"({"error":"etcdserver: revision of auth store is old","code":3})")
+            .kind == ReplyKind::token_expired);
+  CHECK(classify_reply(403, R"({"error":"etcdserver: permission denied","code":7})").kind ==
+        ReplyKind::refused);
+  const Reply cn = classify_reply(
+      400,
+      "CommonName of client sending a request against gateway will be ignored and not "
+      "used as expected\n");
+  CHECK(cn.kind == ReplyKind::refused);
+  CHECK(cn.code == k_transport_refusal);
+  CHECK(cn.message.starts_with("refuses client certificates with a CommonName"));
+
+  CHECK(post_request("e:1", "/v3/kv/range", "{}", "tok.1") ==
+        "POST /v3/kv/range HTTP/1.1\r\nHost: e:1\r\nAuthorization: tok.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  CHECK(without_origin("etcdserver: permission denied") == "permission denied");
 }

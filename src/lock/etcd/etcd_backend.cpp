@@ -444,9 +444,49 @@ public:
     return LockHolder{0, "", message->field(1), count - 1, 0};
   }
 
+  EtcdCheck check(const LockTarget& target) const {
+    Helper helper(helper_arguments(target, "--inspect"));
+    const auto message = helper.next({});
+    if (!message) {
+      return {exit_code::unavailable, "the etcd helper ended without an answer"};
+    }
+    if (message->verb == protocol::k_failed) {
+      const auto code = parse_exit_code(message->field(0));
+      return {code && *code != 0 ? *code : exit_code::unavailable, message->field(1)};
+    }
+    if (message->verb != protocol::k_holders) {
+      return {exit_code::unavailable, "unexpected answer from the etcd helper"};
+    }
+    const int count = count_of(message->field(0));
+    std::string state = "free";
+    if (count > 0) {
+      state = "held by " + describe_holder(LockHolder{0, "", message->field(1), count - 1, 0});
+    }
+    std::string who = m_etcd.user.empty() ? "" : " as user " + quoted(m_etcd.user);
+    return {0, "etcd at " + message->field(2) + " answered" + who + ": " + state};
+  }
+
 private:
   std::vector<std::string> helper_arguments(const LockTarget& target,
                                             const std::string& mode) const {
+    std::vector<std::string> args = lock_arguments(target, mode);
+    // Paths only: the helper reads the secrets itself, so that ps shows none of them.
+    const std::array<std::pair<const char*, const std::string*>, 5> access{{
+        {"--ca-file", &m_etcd.ca_file},
+        {"--cert-file", &m_etcd.cert_file},
+        {"--key-file", &m_etcd.key_file},
+        {"--etcd-user", &m_etcd.user},
+        {"--password-file", &m_etcd.password_file},
+    }};
+    for (const auto& [option, value] : access) {
+      if (!value->empty()) {
+        args.insert(args.end(), {option, *value});
+      }
+    }
+    return args;
+  }
+
+  std::vector<std::string> lock_arguments(const LockTarget& target, const std::string& mode) const {
     const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(m_etcd.ttl).count();
     return {"--endpoints",
             join(m_etcd.endpoints, ","),
@@ -485,6 +525,10 @@ private:
 };
 
 } // namespace
+
+EtcdCheck check_etcd_online(const EtcdPlan& etcd, const LockTarget& target) {
+  return EtcdBackend(etcd, {}).check(target);
+}
 
 std::unique_ptr<LockBackend> make_etcd_backend(const EtcdPlan& etcd,
                                                const std::vector<std::string>& command) {

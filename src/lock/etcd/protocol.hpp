@@ -28,11 +28,14 @@
 //                                           (and, once acquired, KEY still ours)
 //   lost     REASON                         the lease or the key is gone; the helper exits
 //   failed   CODE  MESSAGE                  nothing taken; CODE is loto's exit code
-//                                           (69 unreachable, 77 refused, 70 bad answer)
+//                                           (69 unreachable or TLS failure, 77 refused:
+//                                           permission, authentication, our client
+//                                           certificate; 70 bad answer; 78 unusable
+//                                           TLS or password file)
 //   released                                answer to "release"
-//   holders  COUNT  HOLDER                  answer of `loto-etcd --inspect`: COUNT keys
+//   holders  COUNT  HOLDER  URL             answer of `loto-etcd --inspect`: COUNT keys
 //                                           under the lock name (holder first), HOLDER empty
-//                                           when COUNT is 0
+//                                           when COUNT is 0; URL: the endpoint that answered
 //
 // HOLDER is one line for people, e.g. "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z:
 // backup.sh --full", or "a client that left no holder record (etcdctl lock?)".
@@ -41,6 +44,10 @@
 //   loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME
 //             (--try | --wait | --inspect)
 //             [--host H --pid P --user U --command C]   (the holder record)
+//             [--ca-file F] [--cert-file F --key-file F]   (https endpoints)
+//             [--etcd-user U --password-file F]             (etcd authentication)
+// Secrets are passed as the paths of files that loto has trust-checked, never as words
+// on the command line, which every user can read in ps.
 #pragma once
 
 #include <string_view>
@@ -67,5 +74,6 @@ inline constexpr std::string_view k_holders = "holders";
 inline constexpr int k_unavailable = 69; // EX_UNAVAILABLE: no endpoint answered
 inline constexpr int k_software = 70;    // EX_SOFTWARE: etcd answered something unexpected
 inline constexpr int k_refused = 77;     // EX_NOPERM: etcd refused (permission, auth)
+inline constexpr int k_config = 78;      // EX_CONFIG: a TLS or password file is unusable
 
 } // namespace loto::etcd_protocol

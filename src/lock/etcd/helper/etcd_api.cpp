@@ -142,6 +142,12 @@ ReplyKind error_kind(long http_status, const EtcdError& error) {
       std::find(k_transient.begin(), k_transient.end(), error.code) != k_transient.end()) {
     return ReplyKind::unavailable;
   }
+  // A simple token lapses after etcd's --auth-token-ttl of idleness; "old revision" means
+  // roles or users changed since the token was issued (clientv3 authenticates again too).
+  if (mentions(error.message, "invalid auth token") ||
+      mentions(error.message, "revision of auth store is old")) {
+    return ReplyKind::token_expired;
+  }
   if (error.code == 7 || error.code == 16 || mentions(error.message, "permission denied") ||
       mentions(error.message, "user name is empty")) {
     return ReplyKind::refused;
@@ -172,6 +178,19 @@ std::string grant_request(std::int64_t ttl_seconds) {
 
 std::string lease_request(std::int64_t lease) {
   return json{{"ID", std::to_string(lease)}}.dump();
+}
+
+std::string authenticate_request(std::string_view user, std::string_view password) {
+  return json{{"name", user}, {"password", password}}.dump();
+}
+
+std::string read_token(const json& answer) {
+  require_object(answer, "the answer");
+  std::string token = string_field(answer, "token");
+  if (token.empty()) {
+    throw BadAnswer("the authenticate answer has no token");
+  }
+  return token;
 }
 
 std::string key_request(std::string_view key) {
@@ -304,6 +323,16 @@ Reply classify_reply(long http_status, std::string_view body) {
       message += " (code " + std::to_string(error->code) + ")"; // a clue for the odd case
     }
     return {kind, nullptr, std::move(message), error->code};
+  }
+  if (http_status == 400 && mentions(body, "CommonName of client")) {
+    // etcd 3.4.23 and later, with authentication on: a client certificate that names a
+    // CommonName (which the gateway cannot pass on as the user) is turned away.
+    return {ReplyKind::refused,
+            nullptr,
+            "refuses client certificates with a CommonName while authentication is on; use "
+            "a certificate without CN (etcd: " +
+                excerpt(body) + ")",
+            k_transport_refusal};
   }
   // Not the gateway's JSON: a proxy's error page, or something else on that port.
   const bool gateway_trouble = http_status == 502 || http_status == 503 || http_status == 504;

@@ -43,6 +43,8 @@ std::string queue_request(std::string_view prefix);
 // newest first: the first is the waiter right ahead of us (clientv3's waitDeletes), and
 // how many there are is our place in the queue (kvs counted: `count` ignores the bound).
 std::string ahead_request(std::string_view prefix, std::int64_t max_create_revision);
+// POST /v3/auth/authenticate: a token for `user`.
+std::string authenticate_request(std::string_view user, std::string_view password);
 // POST /v3/kv/txn, clientv3's Mutex.tryAcquire: if `key` does not exist, create it with
 // `value` under `lease`, else read it; either way also read the oldest key under `prefix`
 // (the owner).
@@ -76,6 +78,9 @@ struct EnqueueAnswer {
 };
 EnqueueAnswer read_enqueue(const nlohmann::json& answer);
 
+// The token of an authenticate answer.
+std::string read_token(const nlohmann::json& answer);
+
 // The TTL in seconds a keepalive answer reports; 0 when the lease is gone (the gateway
 // then answers 200 with no TTL at all).
 std::int64_t read_keepalive_ttl(const nlohmann::json& answer);
@@ -91,10 +96,12 @@ struct EtcdError {
 std::optional<EtcdError> read_error(const nlohmann::json& answer);
 
 enum class ReplyKind {
-  answer,      // a well-formed answer
-  unavailable, // try another endpoint: no answer, 503, "transport is closing", ...
-  refused,     // permission denied or not authenticated
-  unexpected,  // any other error, or something that is not the gateway's JSON
+  answer,        // a well-formed answer
+  unavailable,   // try another endpoint: no answer, 503, "transport is closing", ...
+  refused,       // permission denied or not authenticated
+  token_expired, // our auth token is no longer valid (expired, or the auth store changed):
+                 // authenticate again and send the request again
+  unexpected,    // any other error, or something that is not the gateway's JSON
 };
 
 struct Reply {
@@ -103,6 +110,9 @@ struct Reply {
   std::string message;   // one line saying why, for the other kinds
   int code = 0;          // the gRPC code of an error answer, 0 if none
 };
+
+// Reply::code of a refusal that came from the transport (TLS), not from etcd's answer.
+inline constexpr int k_transport_refusal = -1;
 
 // What an HTTP answer (status and body) from the gateway amounts to.
 Reply classify_reply(long http_status, std::string_view body);

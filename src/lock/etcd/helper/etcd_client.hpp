@@ -6,21 +6,50 @@
 
 #include "lock/etcd/helper/etcd_api.hpp"
 #include "lock/etcd/helper/http.hpp"
+#include "lock/etcd/helper/options.hpp"
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace loto::etcd_helper {
 
+// The password file cannot be read, or is empty.
+struct CredentialError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// "permission denied" rather than etcd's "etcdserver: permission denied".
+std::string without_origin(std::string message);
+
 class EtcdClient {
 public:
-  explicit EtcdClient(std::vector<std::string> endpoints);
+  // Throws TlsSetupError when an https endpoint's TLS files cannot be used, and
+  // CredentialError when the password file cannot be read.
+  explicit EtcdClient(std::vector<std::string> endpoints, const Credentials& credentials = {});
 
   Multi& multi() {
     return m_multi;
   }
+
+  // etcd authentication (etcd.user): whether a token must be fetched before the next
+  // request, and how. A request that gets ReplyKind::token_expired drops the token.
+  bool needs_token() const {
+    return !m_user.empty() && m_token.empty() && !m_auth_disabled;
+  }
+  void drop_token() {
+    m_token.clear();
+  }
+  const std::string& user() const {
+    return m_user;
+  }
+  // Starts POST /v3/auth/authenticate on `transfer`; on_authenticated() reads its reply:
+  // `answer` once the token is kept (or the cluster has authentication off), `refused`
+  // with one line when etcd turned the user or password down, else as reply().
+  void start_authenticate(Transfer& transfer, Timeouts timeouts);
+  Reply on_authenticated(const Transfer& transfer);
 
   // Starts a POST of `body` to `path` ("/v3/kv/range") on the current endpoint.
   void start(Transfer& transfer,
@@ -54,6 +83,10 @@ private:
   std::size_t m_current = 0;
   std::uint64_t m_failovers = 0;
   std::string m_last_reason;
+  std::string m_user;
+  std::string m_password;
+  std::string m_token;
+  bool m_auth_disabled = false; // the cluster said authentication is not enabled
   Multi m_multi;
 };
 

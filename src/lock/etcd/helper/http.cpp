@@ -12,6 +12,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -19,6 +22,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #pragma GCC diagnostic pop
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -30,6 +36,7 @@ namespace loto::etcd_helper {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
@@ -39,12 +46,10 @@ namespace {
 // An answer this long is not etcd's: stop reading rather than grow without end.
 constexpr std::size_t k_max_answer = 64UL * 1024 * 1024;
 
-// What a connection is made of. https endpoints (TLS, a later issue) will make this
-// boost::beast::ssl_stream<tcp::socket> over OpenSSL, with a handshake between the
-// connect and the first write, in Core::on_connected; everything else stays as it is.
-using Stream = tcp::socket;
-
-constexpr std::string_view k_tls_missing = "https endpoints need TLS support (not built yet)";
+// What a connection is made of: a TCP socket, and for https endpoints a TLS stream over
+// it (OpenSSL through asio), with the handshake between the connect and the first write.
+using Socket = tcp::socket;
+using TlsStream = ssl::stream<Socket&>;
 
 // Whether `fd` can be read without blocking, or its peer hung up.
 bool descriptor_ready(int fd) {
@@ -54,8 +59,8 @@ bool descriptor_ready(int fd) {
 
 // Whether a connection kept from an earlier request can carry another: the server has
 // neither closed it nor sent anything unasked.
-bool still_open(Stream& stream) {
-  pollfd entry{stream.native_handle(), POLLIN | POLLRDHUP, 0};
+bool still_open(Socket& socket) {
+  pollfd entry{socket.native_handle(), POLLIN | POLLRDHUP, 0};
   return poll(&entry, 1, 0) == 0;
 }
 
@@ -63,11 +68,12 @@ bool still_open(Stream& stream) {
 // again on a new one (nothing of an answer came back, so the server did not act on it).
 bool closed_by_server(const error_code& error) {
   return error == asio::error::eof || error == asio::error::connection_reset ||
-         error == asio::error::broken_pipe || error == asio::error::connection_aborted;
+         error == asio::error::broken_pipe || error == asio::error::connection_aborted ||
+         error == ssl::error::stream_truncated;
 }
 
 std::string describe(const error_code& error) {
-  if (error == asio::error::eof) {
+  if (error == asio::error::eof || error == ssl::error::stream_truncated) {
     return "the server closed the connection before the whole answer";
   }
   if (error == http::error::body_limit) {
@@ -79,7 +85,73 @@ std::string describe(const error_code& error) {
   return error.message();
 }
 
+// A client context that verifies the server's certificate (TLS 1.2 at least).
+ssl::context make_tls_context() {
+  ssl::context context(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
+  context.set_verify_mode(ssl::verify_peer);
+  return context;
+}
+
+// What OpenSSL says about the last failure, one line.
+std::string openssl_reason(const error_code& error) {
+  return error ? error.message() : "unknown error";
+}
+
 } // namespace
+
+std::string server_certificate_problem(long result, std::string_view host) {
+  switch (result) {
+  case X509_V_ERR_HOSTNAME_MISMATCH:
+  case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    return "TLS: the server's certificate does not name " + std::string(host) +
+           " (host name mismatch)";
+  case X509_V_ERR_CERT_HAS_EXPIRED:
+    return "TLS: the server's certificate has expired";
+  case X509_V_ERR_CERT_NOT_YET_VALID:
+    return "TLS: the server's certificate is not valid yet (is this host's clock right?)";
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+  case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+  case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+  case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    return "TLS: the server's certificate is signed by an unknown CA (set etcd.ca_file to the "
+           "cluster's CA)";
+  default:
+    return std::string("TLS: the server's certificate was not accepted: ") +
+           X509_verify_cert_error_string(result);
+  }
+}
+
+TlsFailure server_alert_problem(int alert, bool client_certificate) {
+  // OpenSSL 3.0 names no TLS 1.3 alert.
+  const std::string name = alert == SSL_AD_CERTIFICATE_REQUIRED
+                               ? std::string("certificate required")
+                               : std::string(SSL_alert_desc_string_long(alert));
+  switch (alert) {
+  case SSL_AD_BAD_CERTIFICATE:
+  case SSL_AD_UNSUPPORTED_CERTIFICATE:
+  case SSL_AD_CERTIFICATE_REVOKED:
+  case SSL_AD_CERTIFICATE_EXPIRED:
+  case SSL_AD_CERTIFICATE_UNKNOWN:
+  case SSL_AD_UNKNOWN_CA:
+  case SSL_AD_ACCESS_DENIED:
+  case SSL_AD_CERTIFICATE_REQUIRED:
+    if (!client_certificate) {
+      return {"requires a client certificate (TLS alert: " + name +
+                  "; set etcd.cert_file and etcd.key_file)",
+              true};
+    }
+    if (alert == SSL_AD_CERTIFICATE_EXPIRED) {
+      return {"refused our client certificate: it has expired (TLS alert: " + name + ")", true};
+    }
+    return {"refused our client certificate (TLS alert: " + name +
+                "; is etcd.cert_file signed by the cluster's CA?)",
+            true};
+  default:
+    return {"TLS handshake failed (TLS alert: " + name + ")", false};
+  }
+}
 
 Endpoint make_endpoint(std::string url) {
   Endpoint endpoint;
@@ -87,19 +159,22 @@ Endpoint make_endpoint(std::string url) {
   try {
     endpoint.parts = parse_endpoint_url(endpoint.url);
     endpoint.authority = host_and_port(endpoint.parts);
-    if (endpoint.parts.https) {
-      endpoint.unusable = k_tls_missing;
-    }
   } catch (const BadUrl& bad) {
     endpoint.unusable = std::string("not a usable endpoint URL: ") + bad.what();
   }
   return endpoint;
 }
 
-std::string post_request(std::string_view authority, std::string_view path, std::string_view body) {
+std::string post_request(std::string_view authority,
+                         std::string_view path,
+                         std::string_view body,
+                         std::string_view token) {
   std::string request;
-  request.reserve(128 + path.size() + authority.size() + body.size());
+  request.reserve(128 + path.size() + authority.size() + body.size() + token.size());
   request.append("POST ").append(path).append(" HTTP/1.1\r\nHost: ").append(authority);
+  if (!token.empty()) {
+    request.append("\r\nAuthorization: ").append(token);
+  }
   request.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   request.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
   return request;
@@ -127,6 +202,18 @@ struct Multi::Impl {
   bool progress = false;           // something wait() must return for happened
   std::vector<Transfer*> finished; // not yet collected by Multi::finished()
   int resolving = 0;               // name look-ups in flight (on asio's resolver thread)
+  std::optional<ssl::context> tls; // for https endpoints: Multi::use_tls(), or the default
+  bool client_certificate = false; // the context presents one
+
+  // The default: verify servers against the system's trusted CAs, present no certificate.
+  ssl::context& tls_context() {
+    if (!tls) {
+      tls.emplace(make_tls_context());
+      error_code ignored; // no default paths: every server certificate fails to verify
+      tls->set_default_verify_paths(ignored);
+    }
+    return *tls;
+  }
 
   void forget(const Transfer* transfer) {
     finished.erase(std::remove(finished.begin(), finished.end(), transfer), finished.end());
@@ -144,14 +231,17 @@ struct Multi::Impl {
 
 struct Transfer::Core : std::enable_shared_from_this<Core> {
   Core(Multi::Impl& impl, Transfer& transfer)
-      : multi(impl), owner(&transfer), stream(impl.context), timer(impl.context) {}
+      : multi(impl), owner(&transfer), socket(impl.context), timer(impl.context) {}
 
   Multi::Impl& multi;
   Transfer* owner; // null once the Transfer is gone
-  Stream stream;
+  Socket socket;
+  // Over `socket`, for an https endpoint. Shared with the handlers of its operations:
+  // asio's TLS operations still use the stream when they complete after a close().
+  std::shared_ptr<TlsStream> tls;
   asio::steady_timer timer;
   std::optional<tcp::resolver> resolver; // only for names, not for addresses
-  std::string connected_to;              // the authority of the open connection, or ""
+  std::string connected_to; // the URL (scheme, host, port) of the open connection, or ""
 
   // The request.
   Endpoint endpoint;
@@ -202,7 +292,7 @@ struct Transfer::Core : std::enable_shared_from_this<Core> {
       });
       return;
     }
-    if (connected_to == endpoint.authority && still_open(stream)) {
+    if (connected_to == endpoint.url && still_open(socket)) {
       reused = true;
       arm_timer(total_deadline);
       send();
@@ -256,7 +346,7 @@ struct Transfer::Core : std::enable_shared_from_this<Core> {
 
   // Tries `addresses` in turn.
   void connect_to(const std::vector<tcp::endpoint>& addresses) {
-    asio::async_connect(stream,
+    asio::async_connect(socket,
                         addresses,
                         [self = shared_from_this(), gen = generation](
                             const error_code& failure, const tcp::endpoint& /*connected*/) {
@@ -272,28 +362,102 @@ struct Transfer::Core : std::enable_shared_from_this<Core> {
   }
 
   void on_connected() {
-    connecting = false;
-    connected_to = endpoint.authority;
     error_code ignored;
-    stream.set_option(tcp::no_delay(true), ignored); // each request is one write
+    socket.set_option(tcp::no_delay(true), ignored); // each request is one write
+    if (endpoint.parts.https) {
+      handshake(); // still under the connect time limit
+      return;
+    }
+    on_ready();
+  }
+
+  // TLS over the new connection: the server's certificate is verified against the CA
+  // (etcd.ca_file, or the system's), and it must name the endpoint's host.
+  void handshake() {
+    tls = std::make_shared<TlsStream>(socket, multi.tls_context());
+    SSL* handle = tls->native_handle();
+    X509_VERIFY_PARAM* verify = SSL_get0_param(handle);
+    std::string host = endpoint.parts.host;
+    error_code not_an_address;
+    static_cast<void>(asio::ip::make_address(host, not_an_address));
+    if (not_an_address) {
+      // SNI (names only), and the name the certificate must carry.
+      SSL_ctrl(handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, host.data());
+      X509_VERIFY_PARAM_set_hostflags(verify, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(verify, host.c_str(), host.size());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(verify, host.c_str());
+    }
+    tls->async_handshake(
+        ssl::stream_base::client,
+        [self = shared_from_this(), gen = generation, connection = tls](const error_code& failure) {
+          if (!self->current(gen)) {
+            return;
+          }
+          if (failure) {
+            self->fail_tls(failure);
+            return;
+          }
+          self->on_ready();
+        });
+  }
+
+  // A TLS failure: a certificate that did not verify, or an alert from the server.
+  void fail_tls(const error_code& failure) {
+    const TlsFailure problem = describe_tls(failure);
+    complete(problem.refused ? TransferResult::refused : TransferResult::unreachable,
+             problem.message);
+  }
+
+  TlsFailure describe_tls(const error_code& failure) const {
+    if (failure.category() == asio::error::get_ssl_category()) {
+      const int reason = ERR_GET_REASON(static_cast<unsigned long>(failure.value()));
+      if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && tls) {
+        return {server_certificate_problem(SSL_get_verify_result(tls->native_handle()),
+                                           endpoint.parts.host),
+                false};
+      }
+      if (reason > SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
+        return server_alert_problem(reason - SSL_AD_REASON_OFFSET, multi.client_certificate);
+      }
+      return {"TLS handshake failed: " + failure.message(), false};
+    }
+    return {describe(failure), false};
+  }
+
+  // Connected (and, for https, the handshake done): the request goes out.
+  void on_ready() {
+    connecting = false;
+    connected_to = endpoint.url;
     arm_timer(total_deadline);
     send();
   }
 
+  // Calls `operation` with the stream requests go over: TLS or the bare socket.
+  template <typename Operation> void on_stream(Operation&& operation) {
+    if (tls) {
+      operation(*tls);
+    } else {
+      operation(socket);
+    }
+  }
+
   void send() {
-    asio::async_write(stream,
-                      asio::buffer(request),
-                      [self = shared_from_this(), gen = generation](const error_code& failure,
-                                                                    std::size_t /*bytes*/) {
-                        if (!self->current(gen)) {
-                          return;
-                        }
-                        if (failure) {
-                          self->fail(failure, false);
-                          return;
-                        }
-                        self->read_answer();
-                      });
+    on_stream([this](auto& stream) {
+      asio::async_write(stream,
+                        asio::buffer(request),
+                        [self = shared_from_this(), gen = generation, connection = tls](
+                            const error_code& failure, std::size_t /*bytes*/) {
+                          if (!self->current(gen)) {
+                            return;
+                          }
+                          if (failure) {
+                            self->fail(failure, false);
+                            return;
+                          }
+                          self->read_answer();
+                        });
+    });
   }
 
   void read_answer() {
@@ -308,20 +472,22 @@ struct Transfer::Core : std::enable_shared_from_this<Core> {
   }
 
   void read_some() {
-    http::async_read_some(stream,
-                          buffer,
-                          *parser,
-                          [self = shared_from_this(), gen = generation](const error_code& failure,
-                                                                        std::size_t /*bytes*/) {
-                            if (!self->current(gen)) {
-                              return;
-                            }
-                            if (failure) {
-                              self->fail(failure, self->parser->got_some());
-                              return;
-                            }
-                            self->on_read();
-                          });
+    on_stream([this](auto& stream) {
+      http::async_read_some(stream,
+                            buffer,
+                            *parser,
+                            [self = shared_from_this(), gen = generation, connection = tls](
+                                const error_code& failure, std::size_t /*bytes*/) {
+                              if (!self->current(gen)) {
+                                return;
+                              }
+                              if (failure) {
+                                self->fail(failure, self->parser->got_some());
+                                return;
+                              }
+                              self->on_read();
+                            });
+    });
   }
 
   void on_read() {
@@ -358,6 +524,22 @@ struct Transfer::Core : std::enable_shared_from_this<Core> {
     if (reused && !answer_begun && closed_by_server(failure)) {
       reused = false; // the kept connection was closed meanwhile: once more on a new one
       connect();
+      return;
+    }
+    if (tls && failure.category() == asio::error::get_ssl_category()) {
+      // TLS 1.3 servers judge the client's certificate after the client's handshake is
+      // over: their refusal comes as an alert in place of the answer.
+      fail_tls(failure);
+      return;
+    }
+    if (tls && !reused && !answer_begun && multi.client_certificate && closed_by_server(failure) &&
+        SSL_version(tls->native_handle()) == TLS1_3_VERSION) {
+      // The same refusal, when the server's reset (for the request it did not read)
+      // overtook its alert: a server that let the handshake finish and then dropped the
+      // first request on a new connection did not accept the certificate.
+      complete(TransferResult::refused,
+               "refused our client certificate (TLS: it closed the connection after the "
+               "handshake; is etcd.cert_file signed by the cluster's CA?)");
       return;
     }
     complete(TransferResult::broken, describe(failure));
@@ -428,7 +610,8 @@ struct Transfer::Core : std::enable_shared_from_this<Core> {
       resolver->cancel();
     }
     error_code ignored;
-    stream.close(ignored); // cancels the operations in flight on it
+    socket.close(ignored); // cancels the operations in flight on it
+    tls.reset();           // a new connection gets a new TLS session
     connected_to.clear();
     connecting = false;
   }
@@ -476,11 +659,12 @@ void Transfer::prepare(const Endpoint& endpoint,
                        std::string_view path,
                        std::string_view body,
                        Timeouts timeouts,
-                       LineHandler on_line) {
+                       LineHandler on_line,
+                       std::string_view token) {
   Core& core = *m_core;
   core.endpoint = endpoint;
   core.url = endpoint.url + std::string(path);
-  core.request = post_request(endpoint.authority, path, body);
+  core.request = post_request(endpoint.authority, path, body, token);
   core.timeouts = timeouts;
   core.on_line = std::move(on_line);
   core.result = TransferResult::ok;
@@ -521,6 +705,36 @@ void Transfer::finish() {
 // ---- Multi.
 
 Multi::Multi() : m_impl(std::make_unique<Impl>()) {}
+
+void Multi::use_tls(const TlsFiles& files) {
+  ssl::context context = make_tls_context();
+  error_code error;
+  if (files.ca_file.empty()) {
+    context.set_default_verify_paths(error);
+    if (error) {
+      throw TlsSetupError("cannot load the system's trusted CAs: " + openssl_reason(error));
+    }
+  } else if (context.load_verify_file(files.ca_file, error); error) {
+    throw TlsSetupError("cannot load etcd.ca_file '" + files.ca_file +
+                        "': " + openssl_reason(error));
+  }
+  if (!files.cert_file.empty()) {
+    if (context.use_certificate_chain_file(files.cert_file, error); error) {
+      throw TlsSetupError("cannot load etcd.cert_file '" + files.cert_file +
+                          "': " + openssl_reason(error));
+    }
+    if (context.use_private_key_file(files.key_file, ssl::context::pem, error); error) {
+      throw TlsSetupError("cannot load etcd.key_file '" + files.key_file +
+                          "': " + openssl_reason(error));
+    }
+    if (SSL_CTX_check_private_key(context.native_handle()) != 1) {
+      throw TlsSetupError("etcd.key_file '" + files.key_file +
+                          "' is not the key of etcd.cert_file '" + files.cert_file + "'");
+    }
+  }
+  m_impl->tls.emplace(std::move(context));
+  m_impl->client_certificate = !files.cert_file.empty();
+}
 
 Multi::~Multi() {
   if (m_impl->resolving > 0) {

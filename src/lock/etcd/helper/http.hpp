@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,8 +35,12 @@ struct Endpoint {
 };
 Endpoint make_endpoint(std::string url);
 
-// The bytes of a POST of the JSON `body` to `path` on `authority` (HOST:PORT).
-std::string post_request(std::string_view authority, std::string_view path, std::string_view body);
+// The bytes of a POST of the JSON `body` to `path` on `authority` (HOST:PORT), with etcd's
+// auth token in an Authorization header if `token` is not empty.
+std::string post_request(std::string_view authority,
+                         std::string_view path,
+                         std::string_view body,
+                         std::string_view token = {});
 
 // How a transfer ended.
 enum class TransferResult {
@@ -44,10 +49,40 @@ enum class TransferResult {
   timed_out,   // no connection within connect_ms, or no whole answer within total_ms
   broken,      // the connection failed or closed before the whole answer, or it was not HTTP
   unusable,    // the endpoint cannot be used (Endpoint::unusable)
+  refused,     // the server refused who we are: our TLS client certificate, or none
   aborted,     // Multi::stop()
 };
 
 class Multi;
+
+// The files of etcd.ca_file, etcd.cert_file and etcd.key_file; empty: not set. Without a
+// CA file the system's trusted CAs verify the server; the certificate and key go together.
+struct TlsFiles {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// A file of TlsFiles cannot be used (missing, not PEM, a key that does not match).
+struct TlsSetupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What a TLS failure amounts to: one line, and whether the server refused who we are
+// (loto's 77) rather than being unusable (69, like an unreachable one). A refusal's line
+// follows the server's URL: "refused our client certificate (...)".
+struct TlsFailure {
+  std::string message;
+  bool refused = false;
+};
+
+// The server's certificate failed verification with OpenSSL's X509_V_ERR_* `result`:
+// unknown CA, host name mismatch, expired, ... (`host` as the endpoint names it).
+std::string server_certificate_problem(long result, std::string_view host);
+
+// The server sent TLS alert `alert` (RFC 8446's numbers) during the handshake or in place of
+// the first answer; `client_certificate`: whether we presented one.
+TlsFailure server_alert_problem(int alert, bool client_certificate);
 
 // One HTTP POST at a time, on a connection kept open from one request to the next
 // (HTTP/1.1 keep-alive; a new one when the server closed it or the endpoint changed).
@@ -64,7 +99,8 @@ public:
                std::string_view path,
                std::string_view body,
                Timeouts timeouts,
-               LineHandler on_line = {});
+               LineHandler on_line = {},
+               std::string_view token = {});
 
   // From Multi::start() until Multi::finished() returned it, or Multi::stop().
   bool running() const;
@@ -91,6 +127,10 @@ public:
   ~Multi();
   Multi(const Multi&) = delete;
   Multi& operator=(const Multi&) = delete;
+
+  // The TLS settings of https endpoints (by default: the system's CAs, no client
+  // certificate). Throws TlsSetupError.
+  void use_tls(const TlsFiles& files);
 
   // Starts `transfer`, which must have been prepared and must not be running.
   void start(Transfer& transfer);

@@ -52,6 +52,13 @@ int run(Options options, bool socket_open) {
   try {
     Session session(std::move(options), channel);
     return session.run();
+  } catch (const CredentialError& error) {
+    channel.send({proto::k_failed, std::to_string(proto::k_config), error.what()});
+    return proto::k_config;
+  } catch (const TlsSetupError& error) {
+    // The files loto checked cannot be used: a configuration error, as for loto.
+    channel.send({proto::k_failed, std::to_string(proto::k_config), error.what()});
+    return proto::k_config;
   } catch (const std::exception& error) {
     channel.send({proto::k_failed,
                   std::to_string(proto::k_software),

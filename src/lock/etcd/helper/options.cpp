@@ -66,6 +66,23 @@ void set_mode(Options& options, std::optional<Mode>& mode, Mode chosen) {
   options.mode = chosen;
 }
 
+void set_credential(Credentials& credentials, std::string_view name, std::string_view value) {
+  if (value.empty()) {
+    throw UsageError(std::string(name) + " needs a non-empty value");
+  }
+  if (name == "--ca-file") {
+    credentials.ca_file = value;
+  } else if (name == "--cert-file") {
+    credentials.cert_file = value;
+  } else if (name == "--key-file") {
+    credentials.key_file = value;
+  } else if (name == "--etcd-user") {
+    credentials.user = value;
+  } else if (name == "--password-file") {
+    credentials.password_file = value;
+  }
+}
+
 // Stores the value of option `name`, one of those takes_value() knows.
 void set_value(Options& options, std::string_view name, std::string_view value) {
   if (name == "--endpoints") {
@@ -82,12 +99,24 @@ void set_value(Options& options, std::string_view name, std::string_view value) 
     options.holder.user = value;
   } else if (name == "--command") {
     options.holder.command = value;
+  } else {
+    set_credential(options.credentials, name, value);
   }
 }
 
 bool takes_value(std::string_view name) {
-  static constexpr std::array<std::string_view, 7> k_names = {
-      "--endpoints", "--ttl-ms", "--name", "--host", "--pid", "--user", "--command"};
+  static constexpr std::array<std::string_view, 12> k_names = {"--endpoints",
+                                                               "--ttl-ms",
+                                                               "--name",
+                                                               "--host",
+                                                               "--pid",
+                                                               "--user",
+                                                               "--command",
+                                                               "--ca-file",
+                                                               "--cert-file",
+                                                               "--key-file",
+                                                               "--etcd-user",
+                                                               "--password-file"};
   return std::find(k_names.begin(), k_names.end(), name) != k_names.end();
 }
 
@@ -116,6 +145,13 @@ void check_complete(const Options& options, const std::optional<Mode>& mode) {
   }
   if (options.ttl_ms == 0 && *mode != Mode::inspect) {
     throw UsageError("--ttl-ms is required with --try and --wait");
+  }
+  const Credentials& credentials = options.credentials;
+  if (credentials.cert_file.empty() != credentials.key_file.empty()) {
+    throw UsageError("--cert-file and --key-file go together");
+  }
+  if (credentials.user.empty() != credentials.password_file.empty()) {
+    throw UsageError("--etcd-user and --password-file go together");
   }
 }
 

@@ -1,6 +1,7 @@
 // The helper's command line (fixed in lock/etcd/protocol.hpp):
 //   loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME
 //             (--try | --wait | --inspect) [--host H --pid P --user U --command C]
+//             [--ca-file F] [--cert-file F --key-file F] [--etcd-user U --password-file F]
 #pragma once
 
 #include "lock/etcd/helper/holder.hpp"
@@ -19,12 +20,23 @@ enum class Mode {
   inspect,  // --inspect: report the holder, take nothing
 };
 
+// How the helper proves who it is, and checks who the cluster is. Paths only: secrets
+// stay in files and never appear on a command line (which ps shows to everyone).
+struct Credentials {
+  std::string ca_file;       // "": the system's trusted CAs verify https endpoints
+  std::string cert_file;     // the TLS client certificate, with key_file; "": none
+  std::string key_file;      // its private key
+  std::string user;          // etcd user to authenticate as; "": none
+  std::string password_file; // that user's password: the file's first line
+};
+
 struct Options {
   std::vector<std::string> endpoints; // base URLs, "http://host:port", no trailing '/'
   std::int64_t ttl_ms = 0;            // 0 only with --inspect
   std::string name;                   // the lock name, e.g. "loto/nightly"
   Mode mode = Mode::try_once;
   HolderRecord holder;
+  Credentials credentials;
 };
 
 struct UsageError : std::runtime_error {
@@ -47,6 +59,8 @@ std::string endpoint_url(std::string_view endpoint);
 inline constexpr std::string_view k_usage =
     "usage: loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME\n"
     "                 (--try | --wait | --inspect) [--host H --pid P --user U --command C]\n"
+    "                 [--ca-file F] [--cert-file F --key-file F]\n"
+    "                 [--etcd-user U --password-file F]\n"
     "loto's helper for etcd locks: it talks to loto over descriptor 3 "
     "(see lock/etcd/protocol.hpp).\n";
 

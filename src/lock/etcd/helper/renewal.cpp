@@ -49,7 +49,13 @@ void Renewal::tick(std::int64_t now_ns) {
     give_up();
   }
   if (m_step == Step::idle && now_ns >= m_next_ns) {
-    send_keepalive(now_ns);
+    if (m_etcd.needs_token()) {
+      // A token first (etcd.user): the keepalive's time counts from when it is sent.
+      m_step = Step::authenticate;
+      m_etcd.start_authenticate(m_transfer, m_timeouts);
+    } else {
+      send_keepalive(now_ns);
+    }
   }
 }
 
@@ -60,7 +66,20 @@ void Renewal::send_keepalive(std::int64_t now_ns) {
 }
 
 std::optional<std::int64_t> Renewal::on_finished(std::int64_t now_ns) {
+  if (m_step == Step::authenticate) {
+    const Reply reply = m_etcd.on_authenticated(m_transfer);
+    if (reply.kind == ReplyKind::answer) {
+      send_keepalive(now_ns);
+    } else {
+      retry(reply, now_ns);
+    }
+    return std::nullopt;
+  }
   const Reply reply = EtcdClient::reply(m_transfer);
+  if (reply.kind == ReplyKind::token_expired) {
+    token_lapsed(reply, now_ns);
+    return std::nullopt;
+  }
   if (reply.kind != ReplyKind::answer) {
     retry(reply, now_ns);
     return std::nullopt;
@@ -91,6 +110,19 @@ std::optional<std::int64_t> Renewal::read_reply(const Reply& reply) {
     throw Lost("the lock key " + m_key + " was deleted", true);
   }
   return confirm();
+}
+
+// Our token lapsed (etcd's --auth-token-ttl of idleness is shorter than TTL/4): a new
+// one, and the renewal again at once, on the same endpoint. It counts as a failure, so
+// that a cluster that never accepts our tokens ends in give_up() like any other.
+void Renewal::token_lapsed(const Reply& reply, std::int64_t now_ns) {
+  m_etcd.drop_token();
+  m_last_problem = ReplyKind::refused;
+  m_last_problem_message = reply.message;
+  m_last_problem_url = m_etcd.current();
+  ++m_failures_in_a_row;
+  m_step = Step::idle;
+  m_next_ns = now_ns;
 }
 
 std::int64_t Renewal::confirm() {

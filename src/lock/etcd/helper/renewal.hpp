@@ -44,9 +44,10 @@ public:
   std::optional<std::int64_t> on_finished(std::int64_t now_ns);
 
 private:
-  enum class Step { idle, keepalive, key_check };
+  enum class Step { idle, authenticate, keepalive, key_check };
 
   void send_keepalive(std::int64_t now_ns);
+  void token_lapsed(const Reply& reply, std::int64_t now_ns);
   std::optional<std::int64_t> read_reply(const Reply& reply);
   std::int64_t confirm();
   void retry(const Reply& problem, std::int64_t now_ns);

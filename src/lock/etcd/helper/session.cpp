@@ -58,8 +58,8 @@ int poll_timeout_ms(std::int64_t now_ns, std::int64_t wake_ns) {
 } // namespace
 
 Session::Session(Options options, Channel& channel)
-    : m_options(std::move(options)), m_channel(channel), m_etcd(m_options.endpoints),
-      m_prefix(m_options.name + "/") {}
+    : m_options(std::move(options)), m_channel(channel),
+      m_etcd(m_options.endpoints, m_options.credentials), m_prefix(m_options.name + "/") {}
 
 // Reads an answer with `reader` (read_range, ...): a shape it does not expect is etcd's
 // fault, reported as such.
@@ -91,9 +91,10 @@ int Session::run() {
 // ---- The main flow.
 
 int Session::inspect() {
-  const RangeAnswer queue = read(read_range, call("/v3/kv/range", queue_request(m_prefix)));
+  const Answered answered = call("/v3/kv/range", queue_request(m_prefix));
+  const RangeAnswer queue = read(read_range, answered);
   const std::string holder = queue.kvs.empty() ? "" : describe_holder(queue.kvs.front().value);
-  tell({proto::k_holders, std::to_string(queue.kvs.size()), holder});
+  tell({proto::k_holders, std::to_string(queue.kvs.size()), holder, answered.endpoint});
   return 0;
 }
 
@@ -191,6 +192,15 @@ bool Session::watch_until_deleted(const std::string& prefix, std::int64_t from_r
     return news.news != WatchNews::nothing || !m_watch.running() || m_etcd.failovers() != failovers;
   });
   if (news.news == WatchNews::deleted || m_etcd.failovers() != failovers) {
+    m_watch_reauthenticated = false;
+    return true;
+  }
+  // etcd checks a watch's token when the watch is made, and answers a lapsed one with
+  // "permission denied": once, that means a new token, not a refusal.
+  if (!m_etcd.user().empty() && !m_watch_reauthenticated &&
+      news.message.find("permission denied") != std::string::npos) {
+    m_watch_reauthenticated = true;
+    m_etcd.drop_token();
     return true;
   }
   if (news.news == WatchNews::refused) {
@@ -226,8 +236,15 @@ void Session::hold() {
 
 Session::Answered Session::call(std::string_view path, const std::string& body) {
   const std::string subject = m_key.empty() ? m_prefix : m_key;
+  // Tokens that lapsed during this call: one is the ordinary case after a long quiet
+  // spell; a cluster that refuses fresh ones again and again is refusing us.
+  int lapsed_tokens = 0;
+  constexpr int k_max_lapsed_tokens = 3;
   while (true) {
     for (std::size_t attempt = 0; attempt < m_etcd.endpoint_count(); ++attempt) {
+      if (m_etcd.needs_token() && !authenticate(k_ordinary_timeouts)) {
+        continue; // that endpoint did not answer: the next one
+      }
       const std::int64_t sent_ns = monotonic_ns();
       m_etcd.start(m_main, path, body, k_ordinary_timeouts);
       pump_until([this] { return !m_main.running(); });
@@ -239,8 +256,14 @@ Session::Answered Session::call(std::string_view path, const std::string& body) 
         m_etcd.fail_over(std::move(reply.message));
         break;
       case ReplyKind::refused:
-        throw Failure(proto::k_refused,
-                      "etcd refused: " + reply.message + " (key " + subject + ")");
+        throw Failure(proto::k_refused, refusal(reply, subject));
+      case ReplyKind::token_expired:
+        m_etcd.drop_token();
+        if (++lapsed_tokens > k_max_lapsed_tokens) {
+          throw Failure(proto::k_refused, refusal(reply, subject));
+        }
+        --attempt; // the same endpoint again, with a new token
+        break;
       case ReplyKind::unexpected:
         if (m_lease != 0 && reply.code == 5 &&
             reply.message.find("lease not found") != std::string::npos) {
@@ -255,6 +278,42 @@ Session::Answered Session::call(std::string_view path, const std::string& body) 
     }
     pause_ms(k_retry_pause_ms);
   }
+}
+
+// One line for a refusal: who was refused, what for, which key.
+std::string Session::refusal(const Reply& reply, const std::string& subject) const {
+  if (reply.code == k_transport_refusal) {
+    return "etcd at " + m_etcd.current() + " " + reply.message;
+  }
+  if (!m_etcd.user().empty()) {
+    return "etcd refused user '" + m_etcd.user() + "': " + without_origin(reply.message) +
+           " (key " + subject + ")";
+  }
+  return "etcd refused: " + reply.message + " (key " + subject + ")";
+}
+
+// Gets a token for etcd.user on the current endpoint (m_main, the main flow's transfer).
+// False if that endpoint did not answer (the next one is current then); throws Failure
+// when etcd refused the user or password.
+bool Session::authenticate(Timeouts timeouts) {
+  m_etcd.start_authenticate(m_main, timeouts);
+  pump_until([this] { return !m_main.running(); });
+  Reply reply = m_etcd.on_authenticated(m_main);
+  switch (reply.kind) {
+  case ReplyKind::answer:
+    return true;
+  case ReplyKind::unavailable:
+    m_etcd.fail_over(std::move(reply.message));
+    return false;
+  case ReplyKind::refused:
+  case ReplyKind::token_expired:
+    throw Failure(proto::k_refused,
+                  reply.code == k_transport_refusal ? refusal(reply, m_prefix) : reply.message);
+  case ReplyKind::unexpected:
+    break;
+  }
+  throw Failure(proto::k_software,
+                "unexpected answer from etcd at " + m_etcd.current() + ": " + reply.message);
 }
 
 // ---- The event loop.
@@ -349,16 +408,27 @@ void Session::stop_background() {
   m_etcd.multi().stop(m_watch);
 }
 
-// Revokes the lease, which deletes our key with it. Best effort: each endpoint once.
+// Revokes the lease, which deletes our key with it. Best effort: each endpoint once (and
+// once more with a new token if ours lapsed: a lease left to expire holds the lock a TTL).
 void Session::revoke_lease(Timeouts timeouts) {
   if (m_lease == 0) {
     return;
   }
   try {
+    bool reauthenticated = false;
     for (std::size_t attempt = 0; attempt < m_etcd.endpoint_count(); ++attempt) {
+      if (m_etcd.needs_token() && !authenticate(timeouts)) {
+        continue;
+      }
       m_etcd.start(m_main, "/v3/lease/revoke", lease_request(m_lease), timeouts);
       pump_until([this] { return !m_main.running(); });
       const Reply reply = EtcdClient::reply(m_main);
+      if (reply.kind == ReplyKind::token_expired && !reauthenticated) {
+        reauthenticated = true;
+        m_etcd.drop_token();
+        --attempt;
+        continue;
+      }
       if (reply.kind != ReplyKind::unavailable) {
         return; // revoked, or gone already (404, code 5), or refused: nothing more to do
       }

@@ -58,6 +58,8 @@ private:
   [[noreturn]] void hold();
 
   Answered call(std::string_view path, const std::string& body);
+  bool authenticate(Timeouts timeouts);
+  std::string refusal(const Reply& reply, const std::string& subject) const;
   template <typename Reader> auto read(Reader reader, const Answered& answered) const;
 
   static constexpr std::int64_t k_never = std::numeric_limits<std::int64_t>::max();
@@ -88,7 +90,8 @@ private:
   std::int64_t m_my_revision = 0;
   bool m_acquired = false; // loto has been told "acquired"
   std::int64_t m_watch_backoff_ms = 0;
-  std::size_t m_ahead = 0; // keys ahead of ours when last looked, for "queued"
+  std::size_t m_ahead = 0;              // keys ahead of ours when last looked, for "queued"
+  bool m_watch_reauthenticated = false; // a refused watch was retried with a new token
 };
 
 } // namespace loto::etcd_helper
