@@ -343,7 +343,8 @@ Plan make_plan(const CliOptions& cli,
                               name,
                               describe_wait(resource_limit.value),
                               resource.description,
-                              resource.origin});
+                              resource.origin,
+                              resource_limit.value});
   }
 
   // The command's environment: the caller's, with loto's own variables replaced.

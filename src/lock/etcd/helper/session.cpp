@@ -94,6 +94,16 @@ int Session::inspect() {
   const RangeAnswer queue = read(read_range, call("/v3/kv/range", queue_request(m_prefix)));
   const std::string holder = queue.kvs.empty() ? "" : describe_holder(queue.kvs.front().value);
   tell({proto::k_holders, std::to_string(queue.kvs.size()), holder});
+  for (const KeyValue& key : queue.kvs) {
+    const HolderFields fields = holder_fields(key.value);
+    tell({proto::k_entry,
+          fields.host,
+          fields.pid,
+          fields.user,
+          fields.since,
+          fields.command,
+          describe_holder(key.value)});
+  }
   return 0;
 }
 
