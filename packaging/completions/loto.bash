@@ -114,7 +114,7 @@ _loto()
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "-L --lock -w --wait -t --timeout -E
             --conflict-exit-code -o --close -q --quiet -v --verbose --config --check-config
-            --show-config --list -h --help -V --version" -- "$cur")
+            --show-config --list --json -h --help -V --version" -- "$cur")
         [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         return
     fi
