@@ -98,8 +98,8 @@ std::string json_state(const ResourceView& resource, const LockBackend& backend)
   try {
     state = backend.inspect(resource.target);
   } catch (const Error& error) {
-    return "\"state\": \"unknown\", \"error\": " + json_string(error.what()) +
-           ", \"holders\": null, \"waiters\": null, \"waiting\": null";
+    return R"("state": "unknown", "error": )" + json_string(error.what()) +
+           R"(, "holders": null, "waiters": null, "waiting": null)";
   }
   const std::size_t waiting =
       state.waiters_listed ? state.waiters.size() : static_cast<std::size_t>(state.waiting);
