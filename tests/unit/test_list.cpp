@@ -177,7 +177,7 @@ TEST_CASE("describe_state names every holder of a shared lock and counts the wai
         "held by pid 7 on web1 (root) since 2026-11-30T06:00:00Z: backup.sh, 3 waiting");
 }
 
-TEST_CASE("--json goes with --list only", "[list]") {
+TEST_CASE("the option --json goes with --list only", "[list]") {
   CHECK(loto::parse_cli({"--list", "--json"}).action == loto::Action::list_json);
   CHECK(loto::parse_cli({"--json", "--list"}).action == loto::Action::list_json);
   CHECK(loto::parse_cli({"--list"}).action == loto::Action::list);
