@@ -21,7 +21,7 @@ struct OptionSpec {
   std::string_view help;
 };
 
-constexpr std::array<OptionSpec, 18> k_options{{
+constexpr std::array<OptionSpec, 19> k_options{{
     {'L', "lock", true, "NAME|PATH", "lock a named resource or a file (repeatable)"},
     {'w', "wait", false, "", "wait for the lock instead of giving up"},
     {'t', "timeout", true, "DURATION", "wait at most DURATION (5, 0.5, 250ms, 90s, 15m, 6h)"},
@@ -38,6 +38,7 @@ constexpr std::array<OptionSpec, 18> k_options{{
     {'\0', "online", false, "", "with --check-config: also check that etcd answers"},
     {'\0', "show-config", false, "", "print every effective setting and its origin"},
     {'\0', "list", false, "", "list resources and who holds them"},
+    {'\0', "json", false, "", "with --list: print one JSON document"},
     {'h', "help", false, "", "print this help and exit"},
     {'V', "version", false, "", "print the version and exit"},
 }};
@@ -99,6 +100,17 @@ cxxopts::Options make_parser(const std::vector<const OptionSpec*>& options) {
     }
   }
   return parser;
+}
+
+// --json turns --list into Action::list_json; it means nothing to the other actions.
+Action list_or_json(Action action, bool json) {
+  if (!json || action == Action::help || action == Action::version) {
+    return action;
+  }
+  if (action != Action::list) {
+    usage_error("option --json is only valid with --list");
+  }
+  return Action::list_json;
 }
 
 } // namespace
@@ -261,11 +273,15 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       {"show-config", Action::show_config},
       {"list", Action::list},
   }};
+  const bool json = result.count("json") > 0;
   for (const auto& [name, action] : actions) {
     if (result.count(name) > 0) {
-      options.action = action;
+      options.action = list_or_json(action, json);
       return options;
     }
+  }
+  if (json) {
+    usage_error("option --json is only valid with --list");
   }
   if (options.locks.empty()) {
     usage_error("no lock given: use -L NAME or -L /path/to/file");

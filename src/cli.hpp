@@ -9,7 +9,8 @@
 
 namespace loto {
 
-enum class Action { run, check_config, show_config, list, help, version };
+// list_json: --list --json.
+enum class Action { run, check_config, show_config, list, help, version, list_json };
 
 struct CliOptions {
   Action action = Action::run;

@@ -36,11 +36,10 @@ std::optional<std::string> name_in_passwd(std::string_view text, unsigned uid) {
   return std::nullopt;
 }
 
-// The running user's name for the audit records. /etc/passwd is read directly first:
+// A user's name, for the audit records and --list. /etc/passwd is read directly first:
 // glibc's NSS lookup (nscd probes, nsswitch.conf, stdio) cost 5% of a call's CPU time,
 // measured. A user only a directory service knows (LDAP, sssd) comes from NSS.
-std::string running_user_name() {
-  const uid_t uid = ::getuid();
+std::string user_name(unsigned uid) {
   std::optional<std::string> passwd_text;
   if (const int fd = ::open("/etc/passwd", O_RDONLY | O_CLOEXEC); fd >= 0) {
     passwd_text = read_to_end(fd, 4096, k_max_passwd_size);
@@ -58,6 +57,10 @@ std::string running_user_name() {
     return found->pw_name;
   }
   return std::to_string(uid);
+}
+
+std::string running_user_name() {
+  return user_name(::getuid());
 }
 
 } // namespace loto

@@ -11,6 +11,9 @@ namespace loto {
 // compatibility lines ("+", "-") are skipped.
 std::optional<std::string> name_in_passwd(std::string_view text, unsigned uid);
 
+// The name of `uid`, or the uid in decimal when it has none.
+std::string user_name(unsigned uid);
+
 // The running user's name, or the uid in decimal when it has none.
 std::string running_user_name();
 

@@ -118,6 +118,9 @@ int main(int argc, char** argv) {
     case Action::list:
       print_resources(plan, *backend, std::cout);
       return 0;
+    case Action::list_json:
+      print_resources_json(plan, *backend, std::cout);
+      return 0;
     default:
       return execute(plan, *backend, *log, signals);
     }

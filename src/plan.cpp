@@ -503,8 +503,12 @@ Plan make_plan(const CliOptions& cli,
     if (target.fifo) {
       policy += ", fifo";
     }
-    plan.resources.push_back(
-        {std::move(target), name, policy, resource.description, resource.origin});
+    plan.resources.push_back({std::move(target),
+                              name,
+                              policy,
+                              resource.description,
+                              resource.origin,
+                              resource_limit.value});
   }
 
   // The command's environment: the caller's, with loto's own variables replaced.

@@ -78,6 +78,7 @@ struct ResourceView {
   std::string policy; // "no wait", "wait", "wait up to 5m"
   std::string description;
   std::string origin;
+  std::optional<Duration> wait_limit = Duration::zero(); // as Plan::wait_limit
 };
 
 struct Plan {

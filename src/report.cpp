@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <string_view>
 
 namespace loto {
 
@@ -83,8 +84,7 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
   for (const auto& resource : plan.resources) {
     std::string state;
     try {
-      const auto holder = backend.find_holder(resource.target);
-      state = holder ? "held by " + describe_holder(*holder) : "free";
+      state = describe_state(backend.inspect(resource.target));
     } catch (const Error& error) {
       state = std::string("unknown: ") + error.what();
     }
@@ -94,6 +94,90 @@ void print_resources(const Plan& plan, const LockBackend& backend, std::ostream&
         escape(resource.description),
         state);
   }
+}
+
+namespace {
+
+// A string as JSON, or null when it is empty (not known).
+std::string json_or_null(std::string_view text) {
+  return text.empty() ? "null" : json_string(text);
+}
+
+// {"pid": 42, "user": "root", "command": "sleep 10", "since": "...", "mode": "shared"},
+// with "host" and "description" where the backend gives them (fleet locks).
+std::string json_party(const LockParty& party) {
+  std::string text = "{\"pid\": ";
+  text += party.pid > 0 ? std::to_string(party.pid) : "null";
+  if (!party.host.empty()) {
+    text += ", \"host\": " + json_string(party.host);
+  }
+  text += ", \"user\": " + json_or_null(party.user);
+  text += ", \"command\": " + json_or_null(party.command);
+  text += ", \"since\": " + json_or_null(party.since);
+  text += ", \"mode\": " + json_or_null(party.mode);
+  if (!party.description.empty()) {
+    text += ", \"description\": " + json_string(party.description);
+  }
+  return text + "}";
+}
+
+std::string json_parties(const std::vector<LockParty>& parties) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < parties.size(); ++i) {
+    text += (i == 0 ? "" : ", ") + json_party(parties[i]);
+  }
+  return text + "]";
+}
+
+// "state", "holders", "waiters", "waiting" (and "error") of one resource.
+std::string json_state(const ResourceView& resource, const LockBackend& backend) {
+  LockState state;
+  try {
+    state = backend.inspect(resource.target);
+  } catch (const Error& error) {
+    return R"("state": "unknown", "error": )" + json_string(error.what()) +
+           R"(, "holders": null, "waiters": null, "waiting": null)";
+  }
+  const std::size_t waiting =
+      state.waiters_listed ? state.waiters.size() : static_cast<std::size_t>(state.waiting);
+  return std::string("\"state\": ") + (state.holders.empty() ? "\"free\"" : "\"held\"") +
+         ", \"holders\": " + json_parties(state.holders) +
+         ", \"waiters\": " + (state.waiters_listed ? json_parties(state.waiters) : "null") +
+         ", \"waiting\": " + std::to_string(waiting);
+}
+
+} // namespace
+
+std::string json_seconds(Duration duration) {
+  const auto nanoseconds = duration.count();
+  std::string text = std::to_string(nanoseconds / 1'000'000'000);
+  std::string fraction = std::to_string(nanoseconds % 1'000'000'000);
+  if (fraction != "0") {
+    fraction.insert(0, 9 - fraction.size(), '0');
+    fraction.erase(fraction.find_last_not_of('0') + 1);
+    text += "." + fraction;
+  }
+  return text;
+}
+
+void print_resources_json(const Plan& plan, const LockBackend& backend, std::ostream& out) {
+  out << "{\"resources\": [";
+  const char* separator = "\n";
+  for (const auto& resource : plan.resources) {
+    const bool etcd = resource.target.kind == LockKind::etcd;
+    const bool waits = resource.wait_limit != Duration::zero();
+    out << separator << "  {\"name\": " << json_string(resource.name)
+        << ", \"backend\": " << (etcd ? "\"etcd\"" : "\"flock\"")
+        << ", \"lock\": " << json_string(etcd ? resource.target.etcd_name : resource.target.path)
+        << ", \"policy\": " << json_string(resource.policy)
+        << ", \"wait\": " << (waits ? "true" : "false") << ", \"timeout_seconds\": "
+        << (resource.wait_limit ? json_seconds(*resource.wait_limit) : "null")
+        << ", \"description\": " << json_string(resource.description)
+        << ", \"origin\": " << json_string(resource.origin) << ", " << json_state(resource, backend)
+        << "}";
+    separator = ",\n";
+  }
+  out << "\n]}\n";
 }
 
 } // namespace loto

@@ -1,4 +1,4 @@
-// The informational actions: --check-config, --show-config, --list.
+// The informational actions: --check-config, --show-config, --list (--json).
 #pragma once
 
 #include "lock/lock.hpp"
@@ -17,5 +17,9 @@ int print_online_check(const Plan& plan, std::ostream& out);
 void print_settings(const Plan& plan, std::ostream& out);
 // One row per resource: name, lock path, policy, description, and who holds it.
 void print_resources(const Plan& plan, const LockBackend& backend, std::ostream& out);
+// The same as one JSON document, {"resources": [...]}, with every holder and waiter.
+void print_resources_json(const Plan& plan, const LockBackend& backend, std::ostream& out);
+// A duration in seconds as a JSON number: "0", "1.5", "0.25".
+std::string json_seconds(Duration duration);
 
 } // namespace loto

@@ -110,6 +110,59 @@ std::string escape(std::string_view text) {
   return out;
 }
 
+std::string json_string(std::string_view text) {
+  static constexpr std::array<char, 17> hex{"0123456789abcdef"};
+  static constexpr std::string_view replacement = "\xEF\xBF\xBD"; // U+FFFD
+  std::string out = "\"";
+  out.reserve(text.size() + 2);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t length = utf8_sequence_length(text, i);
+    if (length > 1) {
+      out.append(text.substr(i, length));
+      i += length;
+      continue;
+    }
+    ++i;
+    switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\b':
+      out += "\\b";
+      break;
+    case '\f':
+      out += "\\f";
+      break;
+    default:
+      if (length == 0) {
+        out += replacement;
+      } else if (c < 0x20 || c == 0x7F) {
+        out += "\\u00";
+        out += hex[c >> 4U];
+        out += hex[c & 0x0FU];
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+  }
+  out += '"';
+  return out;
+}
+
 std::string quoted(std::string_view text) {
   std::string out = "'";
   for (const char c : escape(text)) {

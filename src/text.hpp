@@ -17,6 +17,11 @@ std::string escape(std::string_view text);
 // every message uses for paths and names.
 std::string quoted(std::string_view text);
 
+// `text` as a JSON string literal, quotes included: '"' and '\\' escaped, control
+// characters and DEL as \n, \t, ... or \u00XX, and each byte that is not part of valid
+// UTF-8 replaced by U+FFFD, so that any bytes make a valid document.
+std::string json_string(std::string_view text);
+
 // The command line as one line for messages and logs: words that need it are quoted
 // and escaped, so "a b" and "a" "b" stay distinguishable.
 std::string join_command(const std::vector<std::string>& argv);

@@ -122,7 +122,7 @@ _loto()
         mapfile -t COMPREPLY < <(compgen -W "-L --lock -w --wait -t --timeout -E
             --conflict-exit-code -s --shared -o --close --max-runtime --kill-after --leftovers
             -q --quiet -v --verbose --config --check-config
-            --online --show-config --list -h --help -V --version" -- "$cur")
+            --online --show-config --list --json -h --help -V --version" -- "$cur")
         [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         return
     fi

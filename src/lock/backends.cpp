@@ -20,6 +20,10 @@ public:
     return backend_for(target).find_holder(target);
   }
 
+  LockState inspect(const LockTarget& target) const override {
+    return backend_for(target).inspect(target);
+  }
+
 private:
   LockBackend& backend_for(const LockTarget& target) const {
     if (target.kind == LockKind::flock) {
@@ -50,6 +54,52 @@ std::string describe_holder(const LockHolder& holder) {
   }
   if (holder.waiting > 0) {
     text += ", " + std::to_string(holder.waiting) + " waiting";
+  }
+  return text;
+}
+
+LockState LockBackend::inspect(const LockTarget& target) const {
+  LockState state;
+  state.waiters_listed = false;
+  if (const auto holder = find_holder(target)) {
+    LockParty party;
+    party.pid = holder->pid;
+    party.command = holder->command;
+    party.description = holder->description;
+    state.holders.push_back(std::move(party));
+    state.waiting = holder->waiting;
+  }
+  return state;
+}
+
+std::string describe_party(const LockParty& party) {
+  if (!party.description.empty()) {
+    return party.description;
+  }
+  if (party.pid <= 0) {
+    return "a process out of sight (another PID namespace?)";
+  }
+  if (party.command.empty()) {
+    return "pid " + std::to_string(party.pid) + " (exited; a process it started holds the lock)";
+  }
+  return "pid " + std::to_string(party.pid) + ": " + party.command;
+}
+
+std::string describe_state(const LockState& state) {
+  if (state.holders.empty()) {
+    return "free";
+  }
+  std::string text = "held by ";
+  if (state.holders.size() > 1 || state.holders.front().mode == "shared") {
+    text = "held (shared) by ";
+  }
+  for (std::size_t i = 0; i < state.holders.size(); ++i) {
+    text += (i == 0 ? "" : "; ") + describe_party(state.holders[i]);
+  }
+  const std::size_t waiting =
+      state.waiters_listed ? state.waiters.size() : static_cast<std::size_t>(state.waiting);
+  if (waiting > 0) {
+    text += ", " + std::to_string(waiting) + " waiting";
   }
   return text;
 }

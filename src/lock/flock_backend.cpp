@@ -2,6 +2,7 @@
 // or deletes, opened so that nobody sharing the directory can redirect it.
 #include "error.hpp"
 #include "lock/lock.hpp"
+#include "lock/proc_locks.hpp"
 #include "text.hpp"
 
 #include <dirent.h>
@@ -674,6 +675,10 @@ public:
       }
     }
     return std::nullopt;
+  }
+
+  LockState inspect(const LockTarget& target) const override {
+    return inspect_flock_lock(target.path);
   }
 
 private:

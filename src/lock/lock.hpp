@@ -76,6 +76,35 @@ struct LockHolder {
 // "pid 42: sleep 10", or the backend's own description, plus ", 2 waiting".
 std::string describe_holder(const LockHolder& holder);
 
+// One process that holds a lock or waits for it, for --list. Every field but the pid may
+// be unknown (empty): the process may be gone, out of sight or on another host.
+struct LockParty {
+  pid_t pid = 0;           // 0 when unknown (not visible from here)
+  std::string host;        // fleet locks: the host it runs on
+  std::string user;        // its user's name, or the uid in decimal
+  std::string command;     // its command line, as join_command() writes it
+  std::string since;       // holders: since when (started or queued); waiters: waiting since;
+                           // ISO 8601 UTC, such as "2026-11-30T06:00:00Z"
+  std::string mode;        // "shared" or "exclusive", where the backend tells
+  std::string description; // the backend's own one-line description, if it has one
+};
+
+// Everything a backend can tell about one lock: all its holders (several for a shared
+// lock) and its waiters in queue order.
+struct LockState {
+  std::vector<LockParty> holders;
+  std::vector<LockParty> waiters; // in queue order (the order the backend lists them)
+  // How many wait, where the backend can count them but not list them (waiters empty).
+  int waiting = 0;
+  bool waiters_listed = true; // false: only the count above is known
+};
+
+// "pid 42: sleep 10", the description, or "pid 42 (exited; ...)" when its command is gone.
+std::string describe_party(const LockParty& party);
+// The STATE column of --list: "free", "held by pid 42: sleep 10, 2 waiting",
+// "held (shared) by pid 42: a; pid 43: b".
+std::string describe_state(const LockState& state);
+
 // The deadline and the interruption state shared by every lock of one run. Backends
 // must call begin_blocking() before they block (or arm() before a wait that is not yet
 // known to be one), and stop blocking once interrupt_signal() or deadline_passed() says so.
@@ -114,6 +143,9 @@ public:
   // Best-effort report of the current holder, for messages and --list. A backend that
   // must ask a service may throw Error(unavailable) when it cannot.
   virtual std::optional<LockHolder> find_holder(const LockTarget& target) const = 0;
+  // Every holder and waiter, for --list. May throw as find_holder() does. The default
+  // tells what find_holder() knows: one holder and a count of waiters.
+  virtual LockState inspect(const LockTarget& target) const;
 };
 
 std::unique_ptr<LockBackend> make_flock_backend();

@@ -182,10 +182,11 @@ good_text() { printf 'lock_dir: %s\nlogging:\n  syslog: false\n' "$SHARED"; }
   assert_refused "'$f'" "owned by uid $NOBODY_UID"
 
   # the user's own file is fine for that user; a third user's file is not
-  run --separate-stderr as_nobody "$LOTO" --config "$f" -L "$SHARED/mine.lock" -- true
+  make_shared_loto
+  run --separate-stderr as_nobody "$SHARED_LOTO" --config "$f" -L "$SHARED/mine.lock" -- true
   assert_status 0
   chown 1:1 "$f"
-  run --separate-stderr as_nobody "$LOTO" --config "$f" -L "$SHARED/mine2.lock" -- true
+  run --separate-stderr as_nobody "$SHARED_LOTO" --config "$f" -L "$SHARED/mine2.lock" -- true
   assert_status 78
   assert_error_line "'$f'" "owned by uid 1"
   [ ! -e "$SHARED/mine2.lock" ]

@@ -285,9 +285,10 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   # RLIMIT_NPROC=1: this user already has more processes than that, so any fork fails
   # (root would ignore the limit, hence nobody)
   # LeakSanitizer needs a thread at exit, which RLIMIT_NPROC=1 forbids: no leak check here
+  make_shared_loto # nobody may not reach the checkout's build/loto
   ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
     run --separate-stderr timeout -k 1 10 setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
-    prlimit --nproc=1 -- "$LOTO" --config "$CFG" -L "$SHARED/u.lock" -- touch "$SHARED/ran"
+    prlimit --nproc=1 -- "$SHARED_LOTO" --config "$CFG" -L "$SHARED/u.lock" -- touch "$SHARED/ran"
   assert_status 71
   assert_error_line "cannot start 'touch'" "Resource temporarily unavailable"
   assert_not_ran "$SHARED/ran"

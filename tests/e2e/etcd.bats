@@ -212,6 +212,53 @@ conf_error() {
   [ "$STATUS" -eq 0 ]
 }
 
+@test "--list --json: the etcd holder and its waiters in queue order, each with host, user, command, since" {
+  local before after w1 w2
+  before="$(now_ms)"
+  hold
+  after="$(now_ms)"
+  spawn -n w1 lotoc -w -L "$R" true first
+  w1=$SPAWNED
+  etcd_wait_keys "$PFX" 2
+  spawn -n w2 lotoc -w -L "$R" true second
+  w2=$SPAWNED
+  etcd_wait_keys "$PFX" 3
+  run --separate-stderr lotoc --list --json
+  [ "$status" -eq 0 ]
+  [ -z "$stderr" ]
+  "$PY" -c '
+import datetime, json, sys
+doc = json.loads(sys.stdin.read())
+r, holder, w1, w2, host, me, before, after = sys.argv[1:]
+res = {x["name"]: x for x in doc["resources"]}
+f = res[r]
+assert (f["backend"], f["lock"], f["state"]) == ("etcd", "loto/" + r, "held"), f
+assert len(f["holders"]) == 1 and f["waiting"] == 2, f
+h = f["holders"][0]
+assert (h["pid"], h["host"], h["user"], h["mode"]) == (int(holder), host, me, "exclusive"), h
+assert h["command"].startswith("bash -c "), h
+assert h["description"].startswith("pid %s on %s (%s) since " % (holder, host, me)), h
+# the holder record says when the key was written, in whole seconds
+since = datetime.datetime.fromisoformat(h["since"].replace("Z", "+00:00")).timestamp() * 1000
+assert int(before) - 1000 <= since <= int(after) + 1000, (h, before, after)
+assert [(w["pid"], w["command"]) for w in f["waiters"]] == [(int(w1), "true first"), (int(w2), "true second")], f
+assert all(w["host"] == host and w["user"] == me for w in f["waiters"]), f
+assert res["cpu"]["state"] == "free", res
+' "$R" "$HOLDER" "$w1" "$w2" "$HOST" "$ME" "$before" "$after" <<<"$output"
+  release
+  wait_exit "$w1" 5
+  [ "$STATUS" -eq 0 ]
+  wait_exit "$w2" 5
+  [ "$STATUS" -eq 0 ]
+  run --separate-stderr lotoc --list --json
+  [ "$status" -eq 0 ]
+  "$PY" -c '
+import json, sys
+f = {x["name"]: x for x in json.load(sys.stdin)["resources"]}[sys.argv[1]]
+assert (f["state"], f["holders"], f["waiters"], f["waiting"]) == ("free", [], [], 0), f
+' "$R" <<<"$output"
+}
+
 # --- acquiring ----------------------------------------------------------------------------
 
 @test "free lock: the command runs with LOTO_FENCING_TOKEN, LOTO_ETCD_LEASE, LOTO_RESOURCE, LOTO_LOCKFILE; key and holder record; nothing left" {

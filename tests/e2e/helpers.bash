@@ -39,7 +39,14 @@
 #   signal_storm PID SIG...  sends each SIG to PID over and over (fork-free) until PID is
 #                            gone, 5 s at most; $STORM_ROUNDS counts the rounds
 #   as_nobody CMD...         runs CMD as nobody:nogroup without supplementary groups
-#   make_traversable DIR     DIR and its parents searchable by others (for `nobody`)
+#   make_traversable DIR     DIR and its parents searchable by others (for `nobody`);
+#                            changes only directories the test run made (under $T or
+#                            bats' run directory), fails for any other
+#   make_shared_loto         sets $SHARED_LOTO: a copy of the binary under test (and the
+#                            loto-etcd beside it) in a fresh mktemp -d under /tmp that
+#                            any user can run, wherever the checkout is (a clone in /root,
+#                            mode 0700, is out of other users' reach); removed by
+#                            common_teardown. For every test that runs loto as another user
 #
 # setup()/teardown() default to common_setup/common_teardown; a file that needs its own
 # setup should call them.
@@ -121,15 +128,48 @@ as_nobody() {
 }
 
 # make_traversable DIR: makes DIR and every parent searchable by others, so that `nobody`
-# can reach what is inside.
+# can reach what is inside. Only directories of this test run are changed ($T and what
+# lies under bats' run directory): a parent such as /root (mode 0700) is the machine's,
+# and a test that needed it opened would pass only where the checkout happens to be.
 make_traversable() {
-  local d="$1"
+  local d="$1" ours
   while [[ -n "$d" && "$d" != / ]]; do
     if ! as_nobody test -x "$d" 2>/dev/null; then
+      ours=0
+      [[ -n "${T:-}" && ("$d" == "$T" || "$d" == "$T"/*) ]] && ours=1
+      [[ -n "${BATS_RUN_TMPDIR:-}" && ("$d" == "$BATS_RUN_TMPDIR" || "$d" == "$BATS_RUN_TMPDIR"/*) ]] && ours=1
+      if ((!ours)); then
+        echo "make_traversable: $d is out of nobody's reach and not the test's own; run the tests with TMPDIR=/tmp" >&2
+        return 1
+      fi
       chmod o+x "$d"
     fi
     d="$(dirname "$d")"
   done
+}
+
+# make_shared_loto: $SHARED_LOTO, a copy of $LOTO that other users can run (see above).
+# A $LOTO that is a script (valgrind-e2e.sh's wrapper) is copied as it is: it still names
+# the binary it runs.
+make_shared_loto() {
+  if [[ -n "${SHARED_LOTO:-}" && -x "$SHARED_LOTO" ]]; then
+    return 0
+  fi
+  local dir
+  dir="$(mktemp -d /tmp/loto-bin.XXXXXX)" || return 1
+  echo "$dir" >>"$T/.shared_dirs"
+  chmod 0755 "$dir"
+  cp "$LOTO" "$dir/loto"
+  if [[ -x "$(dirname "$LOTO")/loto-etcd" ]]; then
+    cp "$(dirname "$LOTO")/loto-etcd" "$dir/loto-etcd"
+  fi
+  chmod 0755 "$dir"/*
+  SHARED_LOTO="$dir/loto"
+  export SHARED_LOTO
+  as_nobody test -x "$SHARED_LOTO" || {
+    echo "make_shared_loto: nobody cannot run $SHARED_LOTO" >&2
+    return 1
+  }
 }
 
 common_setup() {
@@ -159,6 +199,19 @@ common_teardown() {
     wait "$pid" 2>/dev/null || true
   done <"$T/.bgpids"
   : >"$T/.bgpids"
+  _remove_shared_dirs
+}
+
+# The directories make_shared_loto made, once the test's processes are gone.
+_remove_shared_dirs() {
+  [[ -f "$T/.shared_dirs" ]] || return 0
+  local dir
+  while read -r dir; do
+    if [[ "$dir" == /tmp/loto-bin.* ]]; then
+      rm -rf -- "$dir"
+    fi
+  done <"$T/.shared_dirs"
+  : >"$T/.shared_dirs"
 }
 
 setup() { common_setup; }

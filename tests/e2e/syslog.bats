@@ -382,12 +382,13 @@ bytes() { printf '%s' "$1" | wc -c; }
   chmod 0644 "$conf"
   local nobody_uid
   nobody_uid="$(id -u nobody)"
+  make_shared_loto # the other users may not reach the checkout's build/loto
   # one lock each: a lock file another user owns in a shared directory is refused
   run in_syslog sh -c '
     "$1" --config "$2" -L cpu -- true
     setpriv --reuid="$3" --regid="$3" --clear-groups "$1" --config "$2" -L net -- true
     setpriv --reuid=4242 --regid=4242 --clear-groups "$1" --config "$2" -L "$4" -- true
-  ' sh "$LOTO" "$conf" "$nobody_uid" "$T/locks/uid4242.lock"
+  ' sh "$SHARED_LOTO" "$conf" "$nobody_uid" "$T/locks/uid4242.lock"
   echo "$output"
   [ "$status" -eq 0 ]
   synced

@@ -242,6 +242,28 @@ TEST_CASE("describe_holder without a record of ours", "[holder]") {
   CHECK(describe_holder(R"({"other":"x"})") == k_unknown_holder);
 }
 
+TEST_CASE("holder_fields gives each field of a record, for --list --json", "[holder]") {
+  const HolderRecord record{"web1", 4242, "root", "backup.sh --full"};
+  const auto fields = loto::etcd_helper::holder_fields(holder_record_json(record, 1796018400));
+  CHECK(fields.host == "web1");
+  CHECK(fields.pid == "4242");
+  CHECK(fields.user == "root");
+  CHECK(fields.since == "2026-11-30T06:00:00Z");
+  CHECK(fields.command == "backup.sh --full");
+  const auto partial = loto::etcd_helper::holder_fields(R"({"pid":"17","host":3})");
+  CHECK(partial.pid == "17");
+  CHECK(partial.host == "3");
+  CHECK(partial.user.empty());
+  for (const char* value : {"", "web1:4242", "[1,2]", "{}"}) {
+    const auto none = loto::etcd_helper::holder_fields(value);
+    CHECK(none.host.empty());
+    CHECK(none.pid.empty());
+    CHECK(none.user.empty());
+    CHECK(none.since.empty());
+    CHECK(none.command.empty());
+  }
+}
+
 // ---- options
 
 TEST_CASE("parse_options reads a --wait run", "[options]") {

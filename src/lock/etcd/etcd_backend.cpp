@@ -466,6 +466,45 @@ public:
     return {0, "etcd at " + message->field(2) + " answered" + who + ": " + state};
   }
 
+  // What --inspect says: the holder and every waiter, one "entry" each in queue order
+  // after "holders"; from a helper that sends no entries, the holder line and a count.
+  LockState inspect(const LockTarget& target) const override {
+    Helper helper(helper_arguments(target, "--inspect"));
+    const auto message = helper.next({});
+    if (!message || message->verb != protocol::k_holders) {
+      throw Error(exit_code::unavailable,
+                  message && message->verb == protocol::k_failed
+                      ? message->field(1)
+                      : "the etcd helper ended without an answer");
+    }
+    const int count = count_of(message->field(0));
+    std::vector<LockParty> entries;
+    while (const auto entry = helper.next({})) {
+      if (entry->verb != protocol::k_entry) {
+        continue;
+      }
+      const int pid = count_of(entry->field(1));
+      entries.push_back({pid,
+                         entry->field(0),
+                         entry->field(2),
+                         entry->field(4),
+                         entry->field(3),
+                         "exclusive",
+                         entry->field(5)});
+    }
+    LockState state;
+    if (count > 0 && entries.size() == static_cast<std::size_t>(count)) {
+      state.holders.push_back(std::move(entries.front()));
+      state.waiters.assign(std::make_move_iterator(entries.begin() + 1),
+                           std::make_move_iterator(entries.end()));
+    } else if (count > 0) {
+      state.holders.push_back({0, "", "", "", "", "exclusive", message->field(1)});
+      state.waiting = count - 1;
+      state.waiters_listed = false;
+    }
+    return state;
+  }
+
 private:
   std::vector<std::string> helper_arguments(const LockTarget& target,
                                             const std::string& mode) const {

@@ -36,6 +36,11 @@
 //   holders  COUNT  HOLDER  URL             answer of `loto-etcd --inspect`: COUNT keys
 //                                           under the lock name (holder first), HOLDER empty
 //                                           when COUNT is 0; URL: the endpoint that answered
+//   entry    HOST PID USER SINCE COMMAND HOLDER
+//                                           after "holders", one per key in queue order
+//                                           (holder first): its record's fields ("" where
+//                                           it has none; SINCE is when the key was
+//                                           written) and its HOLDER line
 //
 // HOLDER is one line for people, e.g. "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z:
 // backup.sh --full", or "a client that left no holder record (etcdctl lock?)".
@@ -69,6 +74,7 @@ inline constexpr std::string_view k_lost = "lost";
 inline constexpr std::string_view k_failed = "failed";
 inline constexpr std::string_view k_released = "released";
 inline constexpr std::string_view k_holders = "holders";
+inline constexpr std::string_view k_entry = "entry";
 
 // Exit codes the helper reports in "failed" (sysexits.h).
 inline constexpr int k_unavailable = 69; // EX_UNAVAILABLE: no endpoint answered

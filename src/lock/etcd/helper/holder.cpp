@@ -55,6 +55,18 @@ std::string holder_record_json(const HolderRecord& record, std::time_t now) {
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+HolderFields holder_fields(std::string_view value) {
+  const json record = json::parse(value, nullptr, false);
+  if (record.is_discarded() || !record.is_object()) {
+    return {};
+  }
+  return {field_text(record, "host"),
+          field_text(record, "pid"),
+          field_text(record, "user"),
+          field_text(record, "since"),
+          field_text(record, "command")};
+}
+
 std::string describe_holder(std::string_view value) {
   const json record = json::parse(value, nullptr, false);
   if (record.is_discarded() || !record.is_object()) {

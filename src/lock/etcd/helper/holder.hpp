@@ -22,6 +22,17 @@ struct HolderRecord {
 // empty (or pid unset) are left out. Bytes that are not UTF-8 become U+FFFD.
 std::string holder_record_json(const HolderRecord& record, std::time_t now);
 
+// A key's holder record field by field, as text ("" for each one the record lacks, and
+// for all of them when the value is not a record of ours).
+struct HolderFields {
+  std::string host;
+  std::string pid;
+  std::string user;
+  std::string since;
+  std::string command;
+};
+HolderFields holder_fields(std::string_view value);
+
 // What people are told when the key has no record of ours.
 inline constexpr std::string_view k_unknown_holder =
     "a client that left no holder record (etcdctl lock?)";

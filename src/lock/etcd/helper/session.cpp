@@ -95,6 +95,16 @@ int Session::inspect() {
   const RangeAnswer queue = read(read_range, answered);
   const std::string holder = queue.kvs.empty() ? "" : describe_holder(queue.kvs.front().value);
   tell({proto::k_holders, std::to_string(queue.kvs.size()), holder, answered.endpoint});
+  for (const KeyValue& key : queue.kvs) {
+    const HolderFields fields = holder_fields(key.value);
+    tell({proto::k_entry,
+          fields.host,
+          fields.pid,
+          fields.user,
+          fields.since,
+          fields.command,
+          describe_holder(key.value)});
+  }
   return 0;
 }
 
