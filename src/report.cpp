@@ -115,6 +115,9 @@ std::string json_party(const LockParty& party) {
   text += ", \"command\": " + json_or_null(party.command);
   text += ", \"since\": " + json_or_null(party.since);
   text += ", \"mode\": " + json_or_null(party.mode);
+  if (party.slot >= 0) {
+    text += ", \"slot\": " + std::to_string(party.slot);
+  }
   if (!party.description.empty()) {
     text += ", \"description\": " + json_string(party.description);
   }

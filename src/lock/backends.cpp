@@ -1,6 +1,8 @@
 // What every backend shares: the holder's description, and the choice of backend per lock.
 #include "lock/lock.hpp"
 
+#include <algorithm>
+
 namespace loto {
 
 namespace {
@@ -73,6 +75,11 @@ LockState LockBackend::inspect(const LockTarget& target) const {
 }
 
 std::string describe_party(const LockParty& party) {
+  if (party.slot >= 0) {
+    LockParty plain = party;
+    plain.slot = -1;
+    return "slot " + std::to_string(party.slot) + ": " + describe_party(plain);
+  }
   if (!party.description.empty()) {
     return party.description;
   }
@@ -90,7 +97,9 @@ std::string describe_state(const LockState& state) {
     return "free";
   }
   std::string text = "held by ";
-  if (state.holders.size() > 1 || state.holders.front().mode == "shared") {
+  if (std::any_of(state.holders.begin(), state.holders.end(), [](const LockParty& holder) {
+        return holder.mode == "shared";
+      })) {
     text = "held (shared) by ";
   }
   for (std::size_t i = 0; i < state.holders.size(); ++i) {

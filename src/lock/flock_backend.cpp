@@ -677,8 +677,51 @@ public:
     return std::nullopt;
   }
 
+  // The holders of every slot, then the waiters: those in the queue in ticket order
+  // (waiting since the ticket was made), then any other process blocked on a slot file
+  // (flock(1) users, loto runs that may not queue), in the kernel's order.
   LockState inspect(const LockTarget& target) const override {
-    return inspect_flock_lock(target.path);
+    LockState state;
+    std::vector<LockParty> unqueued;
+    for (int slot = 0; slot < target.slots; ++slot) {
+      LockState part =
+          inspect_flock_lock(slot == 0 ? target.path : target.path + "." + std::to_string(slot));
+      for (auto& holder : part.holders) {
+        holder.slot = target.slots > 1 ? slot : -1;
+        state.holders.push_back(std::move(holder));
+      }
+      unqueued.insert(unqueued.end(), part.waiters.begin(), part.waiters.end());
+    }
+    const auto slash = target.path.rfind('/');
+    const std::string dir = slash == 0 ? "/" : target.path.substr(0, slash);
+    const Fd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (dir_fd.get() >= 0) {
+      for (const auto& [sequence, file] :
+           list_tickets(dir_fd.get(), target.path.substr(slash + 1), target.path)) {
+        LockState ticket = inspect_flock_lock((dir == "/" ? "" : dir) + "/" + file);
+        struct stat st {};
+        if (ticket.holders.empty() ||
+            ::fstatat(dir_fd.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+          continue; // a ticket nobody holds: its waiter is gone
+        }
+        LockParty waiter = std::move(ticket.holders.front());
+        waiter.mode.clear();
+        waiter.since = iso8601_utc_ms(std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::seconds(st.st_mtim.tv_sec) +
+                std::chrono::nanoseconds(st.st_mtim.tv_nsec))));
+        state.waiters.push_back(std::move(waiter));
+      }
+    }
+    for (auto& party : unqueued) {
+      const bool listed = std::any_of(state.waiters.begin(),
+                                      state.waiters.end(),
+                                      [&](const LockParty& w) { return w.pid == party.pid; });
+      if (!listed) {
+        state.waiters.push_back(std::move(party));
+      }
+    }
+    return state;
   }
 
 private:

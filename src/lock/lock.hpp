@@ -87,6 +87,7 @@ struct LockParty {
                            // ISO 8601 UTC, such as "2026-11-30T06:00:00Z"
   std::string mode;        // "shared" or "exclusive", where the backend tells
   std::string description; // the backend's own one-line description, if it has one
+  int slot = -1;           // holders of a lock with slots: which one
 };
 
 // Everything a backend can tell about one lock: all its holders (several for a shared
