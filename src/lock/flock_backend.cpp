@@ -747,12 +747,13 @@ private:
       return AcquireStatus::busy;
     }
     wait.begin_blocking();
-    // Every waiter holds a ticket, so that shared runs see it. With queue: fifo (and for
-    // shared runs) it also waits its turn; otherwise the kernel picks among the waiters.
-    // Where this user may not create a ticket, it waits unqueued.
+    // Every waiter holds a ticket, so that shared runs see it. With queue: fifo, for
+    // shared runs and for slots it also waits its turn (for slots, so that a freed slot
+    // wakes one waiter, not all); otherwise the kernel picks among the waiters. Where
+    // this user may not create a ticket, it waits unqueued.
     Ticket ticket = take_ticket(dir_fd, name, target.path);
     AcquireStatus status = AcquireStatus::acquired;
-    if (ticket.fd.get() >= 0 && (target.fifo || target.shared)) {
+    if (ticket.fd.get() >= 0 && (target.fifo || target.shared || slots.size() > 1)) {
       status = wait_for_turn(dir_fd, name, ticket, wait, target.path);
     }
     if (status == AcquireStatus::acquired) {
