@@ -382,7 +382,7 @@ TEST_CASE("help_text lists the options and the exit status", "[cli]") {
   }
 }
 
-TEST_CASE("-s, --max-runtime, --kill-after and --leftovers are read", "[cli][limits]") {
+TEST_CASE("the options -s, --max-runtime, --kill-after and --leftovers are read", "[cli][limits]") {
   const auto options = parse_cli(
       {"-sL", "db", "--max-runtime=2h", "--kill-after", "30s", "--leftovers=wait", "--", "x"});
   CHECK(options.shared);

@@ -595,7 +595,7 @@ TEST_CASE("slots and queue come from the resource, then defaults", "[plan][queue
   CHECK(policy("gz") == "no wait, 4 slots, fifo");
 }
 
-TEST_CASE("-s takes local locks shared and is refused where there is no shared mode",
+TEST_CASE("shared mode (-s) takes local locks shared and is refused where there is none",
           "[plan][shared]") {
   CliOptions cli = run({"cpu", "/tmp/x.lock"});
   cli.shared = true;
