@@ -51,6 +51,14 @@ in_queue() {
     END { exit !found }' /proc/locks
 }
 
+# proc_stopped PID: PID is stopped (state T).
+proc_stopped() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" == T ]]
+}
+
 # holds_flock PID: PID holds (not waits for) some flock: loto either has its lock or, while
 # it waits, its ticket; either way it has "arrived".
 holds_flock() {
@@ -561,6 +569,9 @@ start_queue() {
   wait_for_file "$T/h.in"
   start_queue 2
   kill -STOP "${WAITERS[0]}"
+  # stopped for real (state T): a waiter that has not yet acted on SIGSTOP when the lock
+  # is released still takes it before it stops
+  wait_until 5 proc_stopped "${WAITERS[0]}"
   touch "$T/h.go"
   wait_exit "$holder" 5
   [ "$STATUS" -eq 0 ]
