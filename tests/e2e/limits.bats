@@ -51,12 +51,14 @@ EOF
   # $T/main.end.
   cat >"$T/leaves.sh" <<'EOF'
 #!/bin/bash
+# The leftover writes its pid with a builtin (one write: the file is complete once it is
+# not empty) so that it has no child of its own when the main process exits.
 case "$1" in
-stubborn) bash -c 'trap "" TERM; echo $$ >"$T/lo.pid.tmp"; mv "$T/lo.pid.tmp" "$T/lo.pid"; while :; do sleep 0.05; done' >/dev/null 2>&1 & ;;
-meek) bash -c 'echo $$ >"$T/lo.pid.tmp"; mv "$T/lo.pid.tmp" "$T/lo.pid"; exec sleep 60' >/dev/null 2>&1 & ;;
-go) bash -c 'echo $$ >"$T/lo.pid.tmp"; mv "$T/lo.pid.tmp" "$T/lo.pid"; while [ ! -e "$T/lo.go" ]; do sleep 0.005; done; echo $((${EPOCHREALTIME/[.,]/} / 1000)) >"$T/lo.end"' >/dev/null 2>&1 & ;;
+stubborn) bash -c 'trap "" TERM; echo $$ >"$T/lo.pid"; while :; do sleep 0.05; done' >/dev/null 2>&1 & ;;
+meek) bash -c 'echo $$ >"$T/lo.pid"; exec sleep 60' >/dev/null 2>&1 & ;;
+go) bash -c 'echo $$ >"$T/lo.pid"; while [ ! -e "$T/lo.go" ]; do sleep 0.005; done; echo $((${EPOCHREALTIME/[.,]/} / 1000)) >"$T/lo.end"' >/dev/null 2>&1 & ;;
 esac
-while [ ! -e "$T/lo.pid" ]; do sleep 0.005; done
+while [ ! -s "$T/lo.pid" ]; do sleep 0.005; done
 echo $((${EPOCHREALTIME/[.,]/} / 1000)) >"$T/main.end"
 exit 4
 EOF
@@ -322,7 +324,7 @@ syslog_conf() {
 @test "leftovers wait: loto holds the lock until the leftover exits, then exits with the main status" {
   spawn -n job lotoc -v -o --leftovers wait -L job "$T/leaves.sh" go
   local loto_pid=$SPAWNED
-  wait_for_file "$T/lo.pid"
+  wait_until 5 test -s "$T/lo.pid"
   local lo
   lo="$(pid_of lo)"
   # loto has seen the main process exit and the leftover
