@@ -26,6 +26,8 @@ setup() {
   # inherited); writes their pids, then its start time (ms) once they are all there.
   cat >"$T/stubborn.sh" <<'EOF'
 #!/bin/bash
+# nothing of the job may hold the caller's output open (bats' `run` waits for its end)
+exec >/dev/null 2>&1
 trap '' TERM
 echo $$ >"$T/main.pid"
 bash -c 'bash -c '\''echo $$ >"$T/gc.pid.tmp"; mv "$T/gc.pid.tmp" "$T/gc.pid"; while :; do sleep 0.05; done'\'' & echo $$ >"$T/child.pid"; wait' &
@@ -38,6 +40,7 @@ EOF
   # lingering.sh: the main process dies of SIGTERM, its child ignores it.
   cat >"$T/lingering.sh" <<'EOF'
 #!/bin/bash
+exec >/dev/null 2>&1
 echo $$ >"$T/main.pid"
 bash -c 'trap "" TERM; echo $$ >"$T/gc.pid.tmp"; mv "$T/gc.pid.tmp" "$T/gc.pid"; while :; do sleep 0.05; done' &
 while [ ! -e "$T/gc.pid" ]; do sleep 0.005; done

@@ -59,6 +59,25 @@ proc_stopped() {
   [[ "${stat:0:1}" == T ]]
 }
 
+# blocked PID: PID is blocked in flock() (a "->" line of /proc/locks).
+blocked() {
+  awk -v pid="$1" '$2 == "->" && $3 == "FLOCK" && $6 == pid { found = 1 } END { exit !found }' /proc/locks
+}
+
+# requeue_in_kernel PID...: stops and continues each waiter in turn, so that its flock()
+# call is interrupted and made again: the kernel now has it behind every other process
+# blocked on the same file. A queue that is only the kernel's would now serve these last,
+# in the order given here.
+requeue_in_kernel() {
+  local pid
+  for pid in "$@"; do
+    kill -STOP "$pid"
+    wait_until 5 proc_stopped "$pid"
+    kill -CONT "$pid"
+    wait_until 5 blocked "$pid"
+  done
+}
+
 # holds_flock PID: PID holds (not waits for) some flock: loto either has its lock or, while
 # it waits, its ticket; either way it has "arrived".
 holds_flock() {
@@ -485,6 +504,9 @@ start_queue() {
   local holder=$SPAWNED
   wait_for_file "$T/h.in"
   start_queue 20
+  # the first three make their flock() call again, last first: the kernel's order is now
+  # 4..20, 3, 2, 1; the queue's order is still 1..20
+  requeue_in_kernel "${WAITERS[2]}" "${WAITERS[1]}" "${WAITERS[0]}"
   [ ! -e "$T/order" ]
   touch "$T/h.go"
   wait_exit "$holder" 5
@@ -521,6 +543,8 @@ start_queue() {
   wait_exit "${WAITERS[9]}" 5
   [ "$STATUS" -eq 75 ]
   [ ! -e "$T/order" ]
+  # and two of the survivors near the front go to the back of the kernel's list
+  requeue_in_kernel "${WAITERS[2]}" "${WAITERS[1]}"
   # the dead waiters' tickets may still lie there; the living ones certainly do
   (($(tickets "$T/line.lock") >= 13))
 
@@ -597,6 +621,7 @@ start_queue() {
 @test "fifo: behind a flock(1) holder, loto waiters wait and then run in order; loto excludes flock(1)" {
   hold_lock "$T/line.lock"
   start_queue 10
+  requeue_in_kernel "${WAITERS[1]}" "${WAITERS[0]}"
   [ ! -e "$T/order" ]
   release_lock
   local pid
@@ -633,6 +658,7 @@ start_queue() {
     waiters+=("$SPAWNED")
     wait_until 5 in_queue "$SPAWNED" "$T/p.lock"
   done
+  requeue_in_kernel "${waiters[1]}" "${waiters[0]}"
   touch "$T/h.go"
   wait_exit "$holder" 5
   for pid in "${waiters[@]}"; do
