@@ -725,8 +725,10 @@ public:
   }
 
 private:
-  // Takes one of the slots: at once if one is free (a shared run only if nobody waits, so
-  // that readers that keep coming cannot starve an exclusive waiter), else in the queue.
+  // Takes one of the slots: at once if one is free, else in the queue. A shared run, and
+  // any run on a fifo lock, takes a free slot only if nobody waits: readers that keep
+  // coming cannot starve an exclusive waiter, and a newcomer cannot slip past the head
+  // of a fifo queue in the moment between a release and the head's taking the lock.
   static AcquireStatus take(int dir_fd,
                             const std::string& name,
                             std::vector<Fd>& slots,
@@ -734,7 +736,8 @@ private:
                             WaitControl& wait,
                             int& taken) {
     const int operation = target.shared ? LOCK_SH : LOCK_EX;
-    if (!target.shared || !someone_waits(dir_fd, name, target.path)) {
+    const bool defers_to_waiters = target.shared || target.fifo;
+    if (!defers_to_waiters || !someone_waits(dir_fd, name, target.path)) {
       for (std::size_t i = 0; i < slots.size(); ++i) {
         if (try_lock(
                 slots[i], dir_fd, slot_file(name, static_cast<int>(i)), target.path, operation)) {
