@@ -726,9 +726,9 @@ public:
 
 private:
   // Takes one of the slots: at once if one is free, else in the queue. A shared run, and
-  // any run on a fifo lock, takes a free slot only if nobody waits: readers that keep
-  // coming cannot starve an exclusive waiter, and a newcomer cannot slip past the head
-  // of a fifo queue in the moment between a release and the head's taking the lock.
+  // any run on a fifo lock or one with slots, takes a free slot only if nobody waits: readers that
+  // keep coming cannot starve an exclusive waiter, and a newcomer cannot slip past the head of a
+  // fifo queue in the moment between a release and the head's taking the lock.
   static AcquireStatus take(int dir_fd,
                             const std::string& name,
                             std::vector<Fd>& slots,
@@ -736,7 +736,7 @@ private:
                             WaitControl& wait,
                             int& taken) {
     const int operation = target.shared ? LOCK_SH : LOCK_EX;
-    const bool defers_to_waiters = target.shared || target.fifo;
+    const bool defers_to_waiters = target.shared || target.fifo || slots.size() > 1;
     if (!defers_to_waiters || !someone_waits(dir_fd, name, target.path)) {
       for (std::size_t i = 0; i < slots.size(); ++i) {
         if (try_lock(
