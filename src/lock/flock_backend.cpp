@@ -69,9 +69,16 @@ private:
   int m_fd;
 };
 
+// Which slot a run took, and the watch it waited on, if it waited for a slot.
+struct TakenSlot {
+  int slot = 0;
+  Fd watch;
+};
+
 class FlockLock final : public HeldLock {
 public:
-  FlockLock(Fd fd, int slot, int slots) : m_fd(std::move(fd)), m_slot(slot), m_slots(slots) {}
+  FlockLock(Fd fd, TakenSlot taken, int slots)
+      : m_watch(std::move(taken.watch)), m_fd(std::move(fd)), m_slot(taken.slot), m_slots(slots) {}
   int inheritable_fd() const override {
     return m_fd.get();
   }
@@ -89,6 +96,9 @@ public:
   }
 
 private:
+  // Closing an inotify instance waits for the kernel (about 10 ms here): declared first,
+  // it is closed last, after the lock is released, so the next holder does not wait.
+  Fd m_watch;
   Fd m_fd; // closing it releases the lock (unless the command inherited a copy)
   int m_slot;
   int m_slots;
@@ -568,9 +578,13 @@ std::string slot_file(const std::string& name, int slot) {
 
 // Waits for any slot of several: the lock files are watched for closes (a holder's
 // release closes its descriptor), so the wait sleeps in the kernel between attempts.
-AcquireStatus wait_for_slot(
-    std::vector<Fd>& slots, int operation, WaitControl& wait, const std::string& path, int& taken) {
-  const Fd watch(::inotify_init1(IN_CLOEXEC));
+AcquireStatus wait_for_slot(std::vector<Fd>& slots,
+                            int operation,
+                            WaitControl& wait,
+                            const std::string& path,
+                            TakenSlot& taken) {
+  taken.watch = Fd(::inotify_init1(IN_CLOEXEC));
+  const Fd& watch = taken.watch;
   if (watch.get() < 0) {
     throw Error(exit_code::os_error,
                 "cannot watch the slots of " + quoted(path) + ": " + std::strerror(errno));
@@ -592,7 +606,7 @@ AcquireStatus wait_for_slot(
     }
     for (std::size_t i = 0; i < slots.size(); ++i) {
       if (::flock(slots[i].get(), operation | LOCK_NB) == 0) {
-        taken = static_cast<int>(i);
+        taken.slot = static_cast<int>(i);
         return AcquireStatus::acquired;
       }
     }
@@ -629,15 +643,15 @@ public:
         slots.push_back(open_lock_file(dir_fd.get(), file, path, O_RDONLY));
         check_lock_file(slots.back().get(), dir_fd.get(), path);
       }
-      int taken = 0;
+      TakenSlot taken;
       const AcquireStatus status = take(dir_fd.get(), name, slots, target, wait, taken);
       if (status != AcquireStatus::acquired) {
         return {status, nullptr, ""};
       }
-      Fd& held = slots[static_cast<std::size_t>(taken)];
-      if (still_current(held.get(), dir_fd.get(), slot_file(name, taken))) {
+      Fd& held = slots[static_cast<std::size_t>(taken.slot)];
+      if (still_current(held.get(), dir_fd.get(), slot_file(name, taken.slot))) {
         return {AcquireStatus::acquired,
-                std::make_unique<FlockLock>(std::move(held), taken, target.slots),
+                std::make_unique<FlockLock>(std::move(held), std::move(taken), target.slots),
                 ""};
       }
       // Replaced while we waited: start over on the file the path names now.
@@ -734,14 +748,14 @@ private:
                             std::vector<Fd>& slots,
                             const LockTarget& target,
                             WaitControl& wait,
-                            int& taken) {
+                            TakenSlot& taken) {
     const int operation = target.shared ? LOCK_SH : LOCK_EX;
     const bool defers_to_waiters = target.shared || target.fifo || slots.size() > 1;
     if (!defers_to_waiters || !someone_waits(dir_fd, name, target.path)) {
       for (std::size_t i = 0; i < slots.size(); ++i) {
         if (try_lock(
                 slots[i], dir_fd, slot_file(name, static_cast<int>(i)), target.path, operation)) {
-          taken = static_cast<int>(i);
+          taken.slot = static_cast<int>(i);
           return AcquireStatus::acquired;
         }
       }
@@ -760,7 +774,7 @@ private:
       status = wait_for_turn(dir_fd, name, ticket, wait, target.path);
     }
     if (status == AcquireStatus::acquired) {
-      taken = 0;
+      taken.slot = 0;
       status = slots.size() == 1 ? block_on(slots[0].get(), operation, wait, target.path)
                                  : wait_for_slot(slots, operation, wait, target.path, taken);
     }
