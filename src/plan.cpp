@@ -181,14 +181,17 @@ LockTarget target_of(const std::string& name,
                       " uses backend etcd, but no etcd endpoints are set; add an etcd: "
                       "section with endpoints: [http://HOST:2379, ...]");
     }
-    if (resource.slots && resource.slots->value != 1) {
+    if (resource.slots && resource.slots->value == 0) {
+      // The CPUs of whichever host came first would set the fleet's bound.
       throw Error(exit_code::config,
                   resource.slots_position + ": resource " + quoted(name) +
-                      " uses backend etcd, which has no slots yet (remove slots:, or use "
-                      "backend: flock)");
+                      " uses backend etcd, where slots: auto has no meaning (it counts this "
+                      "host's CPUs); give a number from 1 to " + std::to_string(k_max_slots));
     }
     const std::string lock_name = etcd.prefix + name;
-    return LockTarget{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
+    LockTarget target{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
+    target.slots = resource.slots ? resource.slots->value : 1;
+    return target;
   }
   LockTarget target{
       name, resource.path ? resource.path->value : lock_dir + "/loto." + name, LockKind::flock, ""};
@@ -488,6 +491,10 @@ Plan make_plan(const CliOptions& cli,
     plan.settings.push_back({"lock " + lock.name, lock.path, origin});
     if (lock.kind == LockKind::flock) {
       append_queue_settings(lock, named ? &it->second : nullptr, config.defaults, plan.settings);
+    } else {
+      const auto& slots = it->second.slots;
+      plan.settings.push_back(
+          {"slots " + lock.name, std::to_string(lock.slots), slots ? slots->origin : k_builtin});
     }
   }
 
