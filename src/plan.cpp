@@ -186,7 +186,8 @@ LockTarget target_of(const std::string& name,
       throw Error(exit_code::config,
                   resource.slots_position + ": resource " + quoted(name) +
                       " uses backend etcd, where slots: auto has no meaning (it counts this "
-                      "host's CPUs); give a number from 1 to " + std::to_string(k_max_slots));
+                      "host's CPUs); give a number from 1 to " +
+                      std::to_string(k_max_slots));
     }
     const std::string lock_name = etcd.prefix + name;
     LockTarget target{name, "etcd:" + lock_name, LockKind::etcd, lock_name};

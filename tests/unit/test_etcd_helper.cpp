@@ -388,7 +388,8 @@ TEST_CASE("enqueue_request with slots reads the whole queue", "[requests]") {
                       {"sort_order", "ASCEND"}};
   CHECK(txn["success"][1] == json{{"request_range", queue}});
   CHECK(txn["failure"][1] == json{{"request_range", queue}});
-  CHECK(txn["compare"] == json::parse(enqueue_request("loto/x/1f", "loto/x/", "{}", 31))["compare"]);
+  CHECK(txn["compare"] ==
+        json::parse(enqueue_request("loto/x/1f", "loto/x/", "{}", 31))["compare"]);
 }
 
 TEST_CASE("slot_claim_request: the slot key if free and our queue key still there", "[requests]") {
@@ -402,8 +403,9 @@ TEST_CASE("slot_claim_request: the slot key if free and our queue key still ther
                                         {"result", "EQUAL"},
                                         {"create_revision", "77"}}}));
   CHECK(txn["success"] ==
-        json::array({{{"request_put",
-                       {{"key", b64("loto/x/slot/2")}, {"value", b64("loto/x/1f")}, {"lease", "31"}}}}}));
+        json::array(
+            {{{"request_put",
+               {{"key", b64("loto/x/slot/2")}, {"value", b64("loto/x/1f")}, {"lease", "31"}}}}}));
   CHECK(txn["failure"] == json::array({{{"request_range", {{"key", b64("loto/x/1f")}}}}}));
 }
 
@@ -551,9 +553,8 @@ TEST_CASE("semaphore: slot keys are told apart from places in the queue", "[sema
   CHECK_FALSE(slot_of("loto/x/", "loto/x/slot/02", 3)); // not as we write them
   CHECK_FALSE(slot_of("loto/x/", "loto/x/slot/-1", 3));
   CHECK_FALSE(slot_of("loto/x/", "loto/x/1f", 3));
-  const std::vector<KeyValue> all = {kv("loto/x/a", 10, 1),
-                                     kv("loto/x/slot/0", 11, 1, "loto/x/a"),
-                                     kv("loto/x/b", 12, 2)};
+  const std::vector<KeyValue> all = {
+      kv("loto/x/a", 10, 1), kv("loto/x/slot/0", 11, 1, "loto/x/a"), kv("loto/x/b", 12, 2)};
   const std::vector<KeyValue> queue = queue_keys(all, "loto/x/");
   REQUIRE(queue.size() == 2);
   CHECK(queue[0].key == "loto/x/a");
@@ -588,9 +589,8 @@ TEST_CASE("semaphore: the lowest free slot, or none", "[semaphore]") {
   CHECK(lowest_free_slot({}, "loto/x/", 3) == 0);
   CHECK(lowest_free_slot(slots({"loto/x/slot/0", "loto/x/slot/2"}), "loto/x/", 3) == 1);
   CHECK(lowest_free_slot(slots({"loto/x/slot/1", "loto/x/slot/0"}), "loto/x/", 3) == 2);
-  CHECK_FALSE(lowest_free_slot(slots({"loto/x/slot/0", "loto/x/slot/1", "loto/x/slot/2"}),
-                               "loto/x/",
-                               3));
+  CHECK_FALSE(
+      lowest_free_slot(slots({"loto/x/slot/0", "loto/x/slot/1", "loto/x/slot/2"}), "loto/x/", 3));
   // keys that are no slot of ours take none
   CHECK(lowest_free_slot(slots({"loto/x/slot/7", "loto/x/slot/x"}), "loto/x/", 3) == 0);
 }

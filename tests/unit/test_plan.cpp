@@ -636,10 +636,9 @@ TEST_CASE("slots on an etcd resource: a number is the fleet's bound, auto is a c
     }
   }
   try {
-    (void)make_plan(
-        run({"db"}),
-        config_of(etcd + "resources:\n  db:\n    backend: etcd\n    slots: auto\n"),
-        {});
+    (void)make_plan(run({"db"}),
+                    config_of(etcd + "resources:\n  db:\n    backend: etcd\n    slots: auto\n"),
+                    {});
     FAIL("accepted");
   } catch (const loto::Error& e) {
     CHECK(e.exit_code() == 78);

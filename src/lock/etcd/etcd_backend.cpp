@@ -480,8 +480,9 @@ public:
     const int count = count_of(message->field(0));
     std::string state = "free";
     if (count > 0) {
-      state = "held by " + describe_holder(LockHolder{
-                               0, "", message->field(1), count - holders_among(*message, count), 0});
+      state = "held by " +
+              describe_holder(
+                  LockHolder{0, "", message->field(1), count - holders_among(*message, count), 0});
     }
     std::string who = m_etcd.user.empty() ? "" : " as user " + quoted(m_etcd.user);
     return {0, "etcd at " + message->field(2) + " answered" + who + ": " + state};
@@ -510,20 +511,20 @@ private:
   std::vector<std::string> lock_arguments(const LockTarget& target, const std::string& mode) const {
     const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(m_etcd.ttl).count();
     std::vector<std::string> args{"--endpoints",
-            join(m_etcd.endpoints, ","),
-            "--ttl-ms",
-            std::to_string(ttl_ms),
-            "--name",
-            target.etcd_name,
-            mode,
-            "--host",
-            host_name(),
-            "--pid",
-            std::to_string(::getpid()),
-            "--user",
-            running_user_name(),
-            "--command",
-            m_command};
+                                  join(m_etcd.endpoints, ","),
+                                  "--ttl-ms",
+                                  std::to_string(ttl_ms),
+                                  "--name",
+                                  target.etcd_name,
+                                  mode,
+                                  "--host",
+                                  host_name(),
+                                  "--pid",
+                                  std::to_string(::getpid()),
+                                  "--user",
+                                  running_user_name(),
+                                  "--command",
+                                  m_command};
     if (target.slots > 1) {
       args.insert(args.end(), {"--slots", std::to_string(target.slots)});
     }

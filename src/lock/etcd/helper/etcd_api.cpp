@@ -219,13 +219,13 @@ std::string enqueue_request(std::string_view key,
   const json put = {{"key", b64(key)}, {"value", b64(value)}, {"lease", std::to_string(lease)}};
   const json compare = {
       {"key", b64(key)}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}};
-  const json request = {
-      {"compare", json::array({compare})},
-      {"success",
-       json::array({{{"request_put", put}}, {{"request_range", owner_range(prefix, queue_limit)}}})},
-      {"failure",
-       json::array({{{"request_range", {{"key", b64(key)}}}},
-                    {{"request_range", owner_range(prefix, queue_limit)}}})}};
+  const json request = {{"compare", json::array({compare})},
+                        {"success",
+                         json::array({{{"request_put", put}},
+                                      {{"request_range", owner_range(prefix, queue_limit)}}})},
+                        {"failure",
+                         json::array({{{"request_range", {{"key", b64(key)}}}},
+                                      {{"request_range", owner_range(prefix, queue_limit)}}})}};
   return request.dump();
 }
 

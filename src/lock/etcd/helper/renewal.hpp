@@ -1,9 +1,9 @@
 // Keeping the lease alive, from the grant on: while queued (a waiter's key, its place in
 // the queue, lives only as long as the lease) and while holding. Every TTL/4 one POST
 // to /v3/lease/keepalive; once the lock is held, each renewal also reads the lock key (and
-// a slot holder's slot key), so that a key deleted by hand (`etcdctl del`) is noticed too. Only a renewal that fully
-// succeeded is reported, with the time its keepalive was sent, from which loto computes
-// how long the lease is sure to last.
+// a slot holder's slot key), so that a key deleted by hand (`etcdctl del`) is noticed too. Only a
+// renewal that fully succeeded is reported, with the time its keepalive was sent, from which loto
+// computes how long the lease is sure to last.
 #pragma once
 
 #include "lock/etcd/helper/etcd_client.hpp"

@@ -40,9 +40,8 @@ std::vector<KeyValue> queue_keys(const std::vector<KeyValue>& kvs, std::string_v
   return queue;
 }
 
-std::optional<std::size_t> keys_ahead(const std::vector<KeyValue>& queue,
-                                      std::int64_t my_revision,
-                                      std::int64_t lease) {
+std::optional<std::size_t>
+keys_ahead(const std::vector<KeyValue>& queue, std::int64_t my_revision, std::int64_t lease) {
   const auto mine = std::find_if(queue.begin(), queue.end(), [&](const KeyValue& kv) {
     return kv.create_revision == my_revision && kv.lease == lease;
   });
@@ -55,9 +54,8 @@ std::optional<std::size_t> keys_ahead(const std::vector<KeyValue>& queue,
       }));
 }
 
-std::optional<int> lowest_free_slot(const std::vector<KeyValue>& taken,
-                                    std::string_view prefix,
-                                    int slots) {
+std::optional<int>
+lowest_free_slot(const std::vector<KeyValue>& taken, std::string_view prefix, int slots) {
   std::vector<bool> used(static_cast<std::size_t>(std::max(slots, 0)), false);
   for (const KeyValue& kv : taken) {
     if (const auto slot = slot_of(prefix, kv.key, slots)) {

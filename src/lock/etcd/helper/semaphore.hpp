@@ -31,9 +31,8 @@ std::vector<KeyValue> queue_keys(const std::vector<KeyValue>& kvs, std::string_v
 
 // How many queue keys are ahead of ours (create revision `my_revision`, lease `lease`)
 // in `queue`; nullopt when our key is not among them (gone, or not ours).
-std::optional<std::size_t> keys_ahead(const std::vector<KeyValue>& queue,
-                                      std::int64_t my_revision,
-                                      std::int64_t lease);
+std::optional<std::size_t>
+keys_ahead(const std::vector<KeyValue>& queue, std::int64_t my_revision, std::int64_t lease);
 
 // With `ahead` keys ahead of ours: whether we hold one of the `slots`, and otherwise our
 // place in line (1: the next to be let in).
@@ -45,9 +44,8 @@ inline std::size_t place_in_line(std::size_t ahead, int slots) {
 }
 
 // The lowest slot in 0..slots-1 that no key in `taken` (the keys under slot_prefix) has.
-std::optional<int> lowest_free_slot(const std::vector<KeyValue>& taken,
-                                    std::string_view prefix,
-                                    int slots);
+std::optional<int>
+lowest_free_slot(const std::vector<KeyValue>& taken, std::string_view prefix, int slots);
 
 // The holders among `kvs` (every key under `prefix`, by create revision), for people:
 // with one slot the oldest key's holder as before; with more, each of the first `slots`

@@ -95,8 +95,7 @@ int Session::inspect() {
   const Answered answered = call("/v3/kv/range", queue_request(m_prefix));
   const RangeAnswer queue = read(read_range, answered);
   const int slots = m_options.slots;
-  const std::size_t count =
-      slots == 1 ? queue.kvs.size() : queue_keys(queue.kvs, m_prefix).size();
+  const std::size_t count = slots == 1 ? queue.kvs.size() : queue_keys(queue.kvs, m_prefix).size();
   tell({proto::k_holders,
         std::to_string(count),
         describe_holders(queue.kvs, m_prefix, slots),
@@ -151,9 +150,9 @@ EnqueueAnswer Session::enqueue() {
   const std::string record = holder_record_json(m_options.holder, std::time(nullptr));
   // With slots, the whole queue (it is short): the first N keys hold.
   const std::int64_t queue_limit = m_options.slots == 1 ? 1 : 0;
-  EnqueueAnswer queued = read(
-      read_enqueue,
-      call("/v3/kv/txn", enqueue_request(m_key, m_prefix, record, m_lease, queue_limit)));
+  EnqueueAnswer queued =
+      read(read_enqueue,
+           call("/v3/kv/txn", enqueue_request(m_key, m_prefix, record, m_lease, queue_limit)));
   m_my_revision = queued.my_revision;
   return queued;
 }
@@ -279,9 +278,9 @@ bool Session::claim_slot() {
       continue;
     }
     const std::string key = slot_key(m_prefix, *free);
-    const SlotClaimAnswer claim = read(
-        read_slot_claim,
-        call("/v3/kv/txn", slot_claim_request(key, m_key, m_my_revision, m_lease)));
+    const SlotClaimAnswer claim =
+        read(read_slot_claim,
+             call("/v3/kv/txn", slot_claim_request(key, m_key, m_my_revision, m_lease)));
     if (claim.claimed) {
       m_slot = *free;
       m_slot_key = key;

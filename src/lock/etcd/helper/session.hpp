@@ -94,8 +94,8 @@ private:
   std::int64_t m_ttl_ms = 0;
   std::string m_key; // NAME/<lease hex>
   std::int64_t m_my_revision = 0;
-  int m_slot = -1;          // the slot claimed (slots > 1), else -1
-  std::string m_slot_key;   // NAME/slot/<m_slot>
+  int m_slot = -1;         // the slot claimed (slots > 1), else -1
+  std::string m_slot_key;  // NAME/slot/<m_slot>
   bool m_acquired = false; // loto has been told "acquired"
   std::int64_t m_watch_backoff_ms = 0;
   std::size_t m_ahead = 0;              // keys ahead of ours when last looked, for "queued"
