@@ -220,6 +220,21 @@ void append_queue_settings(const LockTarget& lock,
   views.push_back({"queue " + lock.name, lock.fifo ? "fifo" : "none", queue_origin});
 }
 
+// The slots of one lock, and the queue of a local one, for --show-config.
+void append_policy_settings(const LockTarget& lock,
+                            const ResourceConfig* resource,
+                            const PolicySettings& defaults,
+                            std::vector<SettingView>& views) {
+  if (lock.kind == LockKind::flock) {
+    append_queue_settings(lock, resource, defaults, views);
+    return;
+  }
+  const bool set = resource != nullptr && resource->slots;
+  views.push_back({"slots " + lock.name,
+                   std::to_string(lock.slots),
+                   set ? resource->slots->origin : std::string(k_builtin)});
+}
+
 // One global order, by canonical path (etcd locks by name, after the paths), without
 // duplicates, so that two loto runs never deadlock, on one host or across a fleet.
 std::vector<LockTarget> in_global_order(std::vector<LockTarget> locks) {
@@ -490,13 +505,7 @@ Plan make_plan(const CliOptions& cli,
       origin = lock_dir.origin == k_builtin ? k_builtin : "lock_dir at " + lock_dir.origin;
     }
     plan.settings.push_back({"lock " + lock.name, lock.path, origin});
-    if (lock.kind == LockKind::flock) {
-      append_queue_settings(lock, named ? &it->second : nullptr, config.defaults, plan.settings);
-    } else {
-      const auto& slots = it->second.slots;
-      plan.settings.push_back(
-          {"slots " + lock.name, std::to_string(lock.slots), slots ? slots->origin : k_builtin});
-    }
+    append_policy_settings(lock, named ? &it->second : nullptr, config.defaults, plan.settings);
   }
 
   for (const auto& [name, resource] : resources) {

@@ -287,7 +287,7 @@ std::string describe_lock(const LockTarget& target) {
 // A lock held through the helper; watched while the command runs.
 class EtcdLock final : public HeldLock, public LeaseWatch {
 public:
-  // `slot`: the slot the helper claimed (slots: N > 1), else "".
+  // `acquired`: the helper's "acquired TOKEN KEY [SLOT]" (SLOT with slots: N > 1).
   EtcdLock(std::unique_ptr<Helper> helper,
            LeaseTimes lease,
            const Message& acquired,

@@ -286,7 +286,8 @@ bool Session::claim_slot() {
       m_slot_key = key;
       return true;
     }
-    if (!claim.mine || claim.mine->lease != m_lease) {
+    if (!claim.mine || claim.mine->lease != m_lease ||
+        claim.mine->create_revision != m_my_revision) {
       throw Lost("the lock key " + m_key + " was deleted while taking a slot", true);
     }
     // Another holder took that slot first: look again.
