@@ -235,6 +235,27 @@ void append_policy_settings(const LockTarget& lock,
                    set ? resource->slots->origin : std::string(k_builtin)});
 }
 
+// -s: every lock shared, where a lock has a shared mode (one slot, local).
+void take_shared(std::vector<LockTarget>& locks, bool shared) {
+  for (auto& lock : locks) {
+    lock.shared = shared;
+    if (!shared) {
+      continue;
+    }
+    if (lock.slots > 1) {
+      throw Error(exit_code::usage,
+                  "resource " + quoted(lock.name) + " has " + std::to_string(lock.slots) +
+                      " slots, which are not taken shared (drop -s)");
+    }
+    if (lock.kind == LockKind::etcd) {
+      throw Error(exit_code::usage,
+                  "resource " + quoted(lock.name) +
+                      " is an etcd lock, which has no shared mode (drop -s, or use a local "
+                      "resource)");
+    }
+  }
+}
+
 // One global order, by canonical path (etcd locks by name, after the paths), without
 // duplicates, so that two loto runs never deadlock, on one host or across a fleet.
 std::vector<LockTarget> in_global_order(std::vector<LockTarget> locks) {
@@ -394,20 +415,7 @@ Plan make_plan(const CliOptions& cli,
   }
 
   plan.locks = in_global_order(std::move(locks));
-  for (auto& lock : plan.locks) {
-    if (cli.shared && lock.slots > 1) {
-      throw Error(exit_code::usage,
-                  "resource " + quoted(lock.name) + " has " + std::to_string(lock.slots) +
-                      " slots, which are not taken shared (drop -s)");
-    }
-    if (cli.shared && lock.kind == LockKind::etcd) {
-      throw Error(exit_code::usage,
-                  "resource " + quoted(lock.name) +
-                      " is an etcd lock, which has no shared mode (drop -s, or use a local "
-                      "resource)");
-    }
-    lock.shared = cli.shared;
-  }
+  take_shared(plan.locks, cli.shared);
 
   Layered<bool> wait{false};
   Layered<std::optional<Duration>> timeout{std::nullopt};
