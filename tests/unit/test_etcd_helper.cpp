@@ -392,7 +392,7 @@ TEST_CASE("enqueue_request with slots reads the whole queue", "[requests]") {
         json::parse(enqueue_request("loto/x/1f", "loto/x/", "{}", 31))["compare"]);
 }
 
-TEST_CASE("slot_claim_request: the slot key if free and our queue key still there", "[requests]") {
+TEST_CASE("slot_claim_request: the slot key if free and our queue key still ours", "[requests]") {
   const json txn = json::parse(slot_claim_request("loto/x/slot/2", "loto/x/1f", 77, 31));
   CHECK(txn["compare"] == json::array({{{"key", b64("loto/x/slot/2")},
                                         {"target", "CREATE"},
@@ -401,7 +401,11 @@ TEST_CASE("slot_claim_request: the slot key if free and our queue key still ther
                                        {{"key", b64("loto/x/1f")},
                                         {"target", "CREATE"},
                                         {"result", "EQUAL"},
-                                        {"create_revision", "77"}}}));
+                                        {"create_revision", "77"}},
+                                       {{"key", b64("loto/x/1f")},
+                                        {"target", "LEASE"},
+                                        {"result", "EQUAL"},
+                                        {"lease", "31"}}}));
   CHECK(txn["success"] ==
         json::array(
             {{{"request_put",

@@ -241,7 +241,11 @@ std::string slot_claim_request(std::string_view slot_key,
                              {"target", "CREATE"},
                              {"result", "EQUAL"},
                              {"create_revision", std::to_string(my_revision)}};
-  const json request = {{"compare", json::array({slot_free, still_queued})},
+  const json still_ours = {{"key", b64(my_key)},
+                           {"target", "LEASE"},
+                           {"result", "EQUAL"},
+                           {"lease", std::to_string(lease)}};
+  const json request = {{"compare", json::array({slot_free, still_queued, still_ours})},
                         {"success", json::array({{{"request_put", put}}})},
                         {"failure", json::array({{{"request_range", {{"key", b64(my_key)}}}}})}};
   return request.dump();

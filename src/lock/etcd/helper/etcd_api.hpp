@@ -55,8 +55,9 @@ std::string enqueue_request(std::string_view key,
                             std::int64_t lease,
                             std::int64_t queue_limit = 1);
 // POST /v3/kv/txn: a slot claimed by a holder. If `slot_key` does not exist and our queue
-// key `my_key` still has create revision `my_revision`, create `slot_key` with `value`
-// (our queue key's name) under `lease`; else read `my_key`.
+// key `my_key` still has create revision `my_revision` and lease `lease` (the ghost-grant
+// check of a waiter let in), create `slot_key` with our queue key's name as its value
+// under `lease`; else read `my_key`.
 std::string slot_claim_request(std::string_view slot_key,
                                std::string_view my_key,
                                std::int64_t my_revision,

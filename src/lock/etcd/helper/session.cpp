@@ -120,8 +120,10 @@ int Session::take_lock() {
   }
   tell({proto::k_waiting, holders});
   wait_for_turn();
-  check_own_key_after_wait();
-  claim_slot();
+  if (m_options.slots == 1) {
+    check_own_key_after_wait();
+  }
+  claim_slot(); // with slots, its txn checks our key as check_own_key_after_wait does
   hold();
 }
 
@@ -288,7 +290,7 @@ bool Session::claim_slot() {
     }
     if (!claim.mine || claim.mine->lease != m_lease ||
         claim.mine->create_revision != m_my_revision) {
-      throw Lost("the lock key " + m_key + " was deleted while taking a slot", true);
+      throw Lost("the lock key " + m_key + " was deleted while waiting", true);
     }
     // Another holder took that slot first: look again.
   }
