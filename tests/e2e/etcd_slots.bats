@@ -311,6 +311,35 @@ PY
   [ "$(etcd_key_count "$PFX")" -eq 0 ]
 }
 
+@test "a queue key deleted by hand lets a waiter in while all slot keys are taken: it waits for the slot key to go with that holder's lease" {
+  local i
+  for i in 1 2 3; do hold "$i"; done
+  spawn -n w lotoc -w -L "$R" bash -c 'echo "$LOTO_SLOT" >"$T/w.slot"; '"$(await "$T/w.go")"
+  local w=$SPAWNED
+  wait_queue 4
+  local lease1 slot1
+  lease1="$(envvar "$T/h1.env" LOTO_ETCD_LEASE)"
+  slot1="$(envvar "$T/h1.env" LOTO_SLOT)"
+  # fewer than 3 queue keys are ahead of the waiter now, but slot/$slot1 stays until h1's
+  # loto notices (its next renewal) and revokes its lease
+  ectl del "$PFX$lease1" >&2
+  wait_exit "$HOLDER_1" 5
+  [ "$STATUS" -eq 69 ]
+  wait_for_file "$T/w.slot" 5
+  [ "$(cat "$T/w.slot")" = "$slot1" ]
+  # three holders, three distinct slots
+  [ "$(slot_keys | wc -l)" -eq 3 ]
+  not proc_gone "$HOLDER_2"
+  not proc_gone "$HOLDER_3"
+  touch "$T/w.go"
+  wait_exit "$w" 5
+  [ "$STATUS" -eq 0 ]
+  release 2
+  release 3
+  wait_until 5 _queue_has 0
+  [ "$(etcd_key_count "$PFX")" -eq 0 ]
+}
+
 # --- records ------------------------------------------------------------------------------
 
 @test "syslog: acquired and finished carry slot=, token= and lease=" {
