@@ -181,14 +181,18 @@ LockTarget target_of(const std::string& name,
                       " uses backend etcd, but no etcd endpoints are set; add an etcd: "
                       "section with endpoints: [http://HOST:2379, ...]");
     }
-    if (resource.slots && resource.slots->value != 1) {
+    if (resource.slots && resource.slots->value == 0) {
+      // The CPUs of whichever host came first would set the fleet's bound.
       throw Error(exit_code::config,
                   resource.slots_position + ": resource " + quoted(name) +
-                      " uses backend etcd, which has no slots yet (remove slots:, or use "
-                      "backend: flock)");
+                      " uses backend etcd, where slots: auto has no meaning (it counts this "
+                      "host's CPUs); give a number from 1 to " +
+                      std::to_string(k_max_slots));
     }
     const std::string lock_name = etcd.prefix + name;
-    return LockTarget{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
+    LockTarget target{name, "etcd:" + lock_name, LockKind::etcd, lock_name};
+    target.slots = resource.slots ? resource.slots->value : 1;
+    return target;
   }
   LockTarget target{
       name, resource.path ? resource.path->value : lock_dir + "/loto." + name, LockKind::flock, ""};
@@ -214,6 +218,42 @@ void append_queue_settings(const LockTarget& lock,
   }
   views.push_back({"slots " + lock.name, std::to_string(lock.slots), slots_origin});
   views.push_back({"queue " + lock.name, lock.fifo ? "fifo" : "none", queue_origin});
+}
+
+// The slots of one lock, and the queue of a local one, for --show-config.
+void append_policy_settings(const LockTarget& lock,
+                            const ResourceConfig* resource,
+                            const PolicySettings& defaults,
+                            std::vector<SettingView>& views) {
+  if (lock.kind == LockKind::flock) {
+    append_queue_settings(lock, resource, defaults, views);
+    return;
+  }
+  const bool set = resource != nullptr && resource->slots;
+  views.push_back({"slots " + lock.name,
+                   std::to_string(lock.slots),
+                   set ? resource->slots->origin : std::string(k_builtin)});
+}
+
+// -s: every lock shared, where a lock has a shared mode (one slot, local).
+void take_shared(std::vector<LockTarget>& locks, bool shared) {
+  for (auto& lock : locks) {
+    lock.shared = shared;
+    if (!shared) {
+      continue;
+    }
+    if (lock.slots > 1) {
+      throw Error(exit_code::usage,
+                  "resource " + quoted(lock.name) + " has " + std::to_string(lock.slots) +
+                      " slots, which are not taken shared (drop -s)");
+    }
+    if (lock.kind == LockKind::etcd) {
+      throw Error(exit_code::usage,
+                  "resource " + quoted(lock.name) +
+                      " is an etcd lock, which has no shared mode (drop -s, or use a local "
+                      "resource)");
+    }
+  }
 }
 
 // One global order, by canonical path (etcd locks by name, after the paths), without
@@ -375,20 +415,7 @@ Plan make_plan(const CliOptions& cli,
   }
 
   plan.locks = in_global_order(std::move(locks));
-  for (auto& lock : plan.locks) {
-    if (cli.shared && lock.slots > 1) {
-      throw Error(exit_code::usage,
-                  "resource " + quoted(lock.name) + " has " + std::to_string(lock.slots) +
-                      " slots, which are not taken shared (drop -s)");
-    }
-    if (cli.shared && lock.kind == LockKind::etcd) {
-      throw Error(exit_code::usage,
-                  "resource " + quoted(lock.name) +
-                      " is an etcd lock, which has no shared mode (drop -s, or use a local "
-                      "resource)");
-    }
-    lock.shared = cli.shared;
-  }
+  take_shared(plan.locks, cli.shared);
 
   Layered<bool> wait{false};
   Layered<std::optional<Duration>> timeout{std::nullopt};
@@ -486,9 +513,7 @@ Plan make_plan(const CliOptions& cli,
       origin = lock_dir.origin == k_builtin ? k_builtin : "lock_dir at " + lock_dir.origin;
     }
     plan.settings.push_back({"lock " + lock.name, lock.path, origin});
-    if (lock.kind == LockKind::flock) {
-      append_queue_settings(lock, named ? &it->second : nullptr, config.defaults, plan.settings);
-    }
+    append_policy_settings(lock, named ? &it->second : nullptr, config.defaults, plan.settings);
   }
 
   for (const auto& [name, resource] : resources) {

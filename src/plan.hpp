@@ -23,7 +23,8 @@ struct LockTarget {
   LockKind kind = LockKind::flock;
   std::string etcd_name; // etcd: <prefix><resource name>, the etcdctl lock name
   bool shared = false;   // flock: LOCK_SH, with other shared holders (-s)
-  // flock: how many may hold it at once. Slot 0 is `path` itself, slot N is `path.N`.
+  // How many may hold it at once. flock: slot 0 is `path` itself, slot N is `path.N`;
+  // etcd: the first N keys of the queue hold, each with a slot key (etcd/protocol.hpp).
   int slots = 1;
   bool fifo = false; // flock: waiters are served in the order they came (queue: fifo)
 };

@@ -691,12 +691,14 @@ public:
     return std::nullopt;
   }
 
-  // The holders of every slot, then the waiters: those in the queue in ticket order
-  // (waiting since the ticket was made), then any other process blocked on a slot file
-  // (flock(1) users, loto runs that may not queue), in the kernel's order.
+  // The holders of every slot, then the waiters. With a queue that orders them (fifo,
+  // slots): those in the queue in ticket order (waiting since the ticket was made), then
+  // any other process blocked on a slot file (flock(1) users, loto runs that may not
+  // queue). Otherwise the kernel's order, then ticket holders not blocked in the kernel.
   LockState inspect(const LockTarget& target) const override {
     LockState state;
-    std::vector<LockParty> unqueued;
+    std::vector<LockParty> unqueued; // blocked on a lock file, in the kernel's order
+    std::vector<LockParty> queued;   // holding a ticket, in the queue's order
     for (int slot = 0; slot < target.slots; ++slot) {
       LockState part =
           inspect_flock_lock(slot == 0 ? target.path : target.path + "." + std::to_string(slot));
@@ -724,10 +726,13 @@ public:
             std::chrono::duration_cast<std::chrono::system_clock::duration>(
                 std::chrono::seconds(st.st_mtim.tv_sec) +
                 std::chrono::nanoseconds(st.st_mtim.tv_nsec))));
-        state.waiters.push_back(std::move(waiter));
+        queued.push_back(std::move(waiter));
       }
     }
-    for (auto& party : unqueued) {
+    // Where the queue decides who is next, its order comes first; otherwise the kernel's.
+    const bool ordered = target.fifo || target.slots > 1;
+    state.waiters = ordered ? std::move(queued) : std::move(unqueued);
+    for (auto& party : ordered ? unqueued : queued) {
       const bool listed = std::any_of(state.waiters.begin(),
                                       state.waiters.end(),
                                       [&](const LockParty& w) { return w.pid == party.pid; });

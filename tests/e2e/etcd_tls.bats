@@ -27,6 +27,9 @@ tls_flags() {
 
 setup_file() {
   PKI="$(mktemp -d "${TMPDIR:-/tmp}/loto-pki.XXXXXX")"
+  # Other users may pass through (the key files inside keep their own modes): a test runs
+  # loto as nobody against a key nobody may read.
+  chmod 711 "$PKI"
   export PKI
   "$MAKE_PKI" "$PKI"
   export ETCD_SCHEME=https

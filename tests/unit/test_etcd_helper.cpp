@@ -10,6 +10,7 @@
 #include "lock/etcd/helper/holder.hpp"
 #include "lock/etcd/helper/http.hpp"
 #include "lock/etcd/helper/options.hpp"
+#include "lock/etcd/helper/semaphore.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -370,6 +371,16 @@ TEST_CASE("parse_options rejects bad command lines", "[options]") {
   CHECK(usage_error({"--endpoints", "e:1", "--inspect", "--name"}) == "--name needs a value");
 }
 
+TEST_CASE("parse_options: --slots N for a semaphore, 1 by default", "[options]") {
+  CHECK(parse({"--endpoints", "e:1", "--name", "loto/x", "--inspect"}).slots == 1);
+  CHECK(parse({"--endpoints", "e:1", "--name", "loto/x", "--inspect", "--slots", "3"}).slots == 3);
+  CHECK(parse({"--endpoints", "e:1", "--name", "loto/x", "--inspect", "--slots=128"}).slots == 128);
+  for (const std::string_view bad : {"0", "129", "-1", "x", "3x", ""}) {
+    CHECK(usage_error({"--endpoints", "e:1", "--name", "n", "--inspect", "--slots", bad})
+              .starts_with("--slots: expected a number from 1 to 128"));
+  }
+}
+
 // ---- requests
 
 TEST_CASE("enqueue_request is clientv3's Mutex.tryAcquire txn", "[requests]") {
@@ -389,6 +400,39 @@ TEST_CASE("enqueue_request is clientv3's Mutex.tryAcquire txn", "[requests]") {
              {{"request_range", owner}}}));
   CHECK(txn["failure"] == json::array({{{"request_range", {{"key", b64("loto/x/1f")}}}},
                                        {{"request_range", owner}}}));
+}
+
+TEST_CASE("enqueue_request with slots reads the whole queue", "[requests]") {
+  const json txn = json::parse(enqueue_request("loto/x/1f", "loto/x/", "{}", 31, 0));
+  const json queue = {{"key", b64("loto/x/")},
+                      {"range_end", b64("loto/x0")},
+                      {"sort_target", "CREATE"},
+                      {"sort_order", "ASCEND"}};
+  CHECK(txn["success"][1] == json{{"request_range", queue}});
+  CHECK(txn["failure"][1] == json{{"request_range", queue}});
+  CHECK(txn["compare"] ==
+        json::parse(enqueue_request("loto/x/1f", "loto/x/", "{}", 31))["compare"]);
+}
+
+TEST_CASE("slot_claim_request: the slot key if free and our queue key still ours", "[requests]") {
+  const json txn = json::parse(slot_claim_request("loto/x/slot/2", "loto/x/1f", 77, 31));
+  CHECK(txn["compare"] == json::array({{{"key", b64("loto/x/slot/2")},
+                                        {"target", "CREATE"},
+                                        {"result", "EQUAL"},
+                                        {"create_revision", "0"}},
+                                       {{"key", b64("loto/x/1f")},
+                                        {"target", "CREATE"},
+                                        {"result", "EQUAL"},
+                                        {"create_revision", "77"}},
+                                       {{"key", b64("loto/x/1f")},
+                                        {"target", "LEASE"},
+                                        {"result", "EQUAL"},
+                                        {"lease", "31"}}}));
+  CHECK(txn["success"] ==
+        json::array(
+            {{{"request_put",
+               {{"key", b64("loto/x/slot/2")}, {"value", b64("loto/x/1f")}, {"lease", "31"}}}}}));
+  CHECK(txn["failure"] == json::array({{{"request_range", {{"key", b64("loto/x/1f")}}}}}));
 }
 
 TEST_CASE("ahead_request is clientv3's waitDeletes range, without its limit", "[requests]") {
@@ -488,6 +532,113 @@ TEST_CASE("read_enqueue: shapes that cannot be", "[answers]") {
       read_enqueue(answer(R"({"responses":[{"response_range":{}},{"response_range":{}}]})")),
       BadAnswer); // failed, yet our key is not there
   CHECK_THROWS_AS(read_enqueue(answer(R"({"succeeded":"yes","responses":[{},{}]})")), BadAnswer);
+}
+
+TEST_CASE("read_enqueue: the whole queue as the txn read it", "[answers]") {
+  const EnqueueAnswer queued = read_enqueue(answer(
+      R"({"header":{"revision":"103"},"succeeded":true,"responses":[)"
+      R"({"response_put":{"header":{"revision":"103"}}},)"
+      R"({"response_range":{"kvs":[{"key":"bG90by94L2E=","create_revision":"101","lease":"7"},)"
+      R"({"key":"bG90by94L2I=","create_revision":"103","lease":"8"}]}}]})"));
+  REQUIRE(queued.queue.size() == 2);
+  CHECK(queued.queue[0].key == "loto/x/a");
+  CHECK(queued.queue[1].key == "loto/x/b");
+  CHECK(queued.owner->key == "loto/x/a");
+}
+
+TEST_CASE("read_slot_claim: claimed, taken, or our key gone", "[answers]") {
+  CHECK(read_slot_claim(answer(R"({"succeeded":true,"responses":[{"response_put":{}}]})")).claimed);
+  const SlotClaimAnswer taken = read_slot_claim(answer(
+      R"({"responses":[{"response_range":{"kvs":[{"key":"bG90by94L2E=","create_revision":"101","lease":"7"}]}}]})"));
+  CHECK_FALSE(taken.claimed);
+  REQUIRE(taken.mine);
+  CHECK(taken.mine->lease == 7);
+  const SlotClaimAnswer gone = read_slot_claim(answer(R"({"responses":[{"response_range":{}}]})"));
+  CHECK_FALSE(gone.claimed);
+  CHECK_FALSE(gone.mine);
+  CHECK_THROWS_AS(read_slot_claim(answer(R"({"responses":[]})")), BadAnswer);
+}
+
+// ---- the semaphore's ordering
+
+namespace {
+
+KeyValue kv(std::string key, std::int64_t revision, std::int64_t lease, std::string value = "") {
+  return {std::move(key), std::move(value), revision, revision, lease};
+}
+
+} // namespace
+
+TEST_CASE("semaphore: slot keys are told apart from places in the queue", "[semaphore]") {
+  CHECK(slot_prefix("loto/x/") == "loto/x/slot/");
+  CHECK(slot_key("loto/x/", 2) == "loto/x/slot/2");
+  CHECK(is_slot_key("loto/x/", "loto/x/slot/0"));
+  CHECK_FALSE(is_slot_key("loto/x/", "loto/x/694d71"));
+  CHECK(slot_of("loto/x/", "loto/x/slot/2", 3) == 2);
+  CHECK_FALSE(slot_of("loto/x/", "loto/x/slot/3", 3));  // beyond N: not one of ours
+  CHECK_FALSE(slot_of("loto/x/", "loto/x/slot/02", 3)); // not as we write them
+  CHECK_FALSE(slot_of("loto/x/", "loto/x/slot/-1", 3));
+  CHECK_FALSE(slot_of("loto/x/", "loto/x/1f", 3));
+  const std::vector<KeyValue> all = {
+      kv("loto/x/a", 10, 1), kv("loto/x/slot/0", 11, 1, "loto/x/a"), kv("loto/x/b", 12, 2)};
+  const std::vector<KeyValue> queue = queue_keys(all, "loto/x/");
+  REQUIRE(queue.size() == 2);
+  CHECK(queue[0].key == "loto/x/a");
+  CHECK(queue[1].key == "loto/x/b");
+}
+
+TEST_CASE("semaphore: the first N keys hold, the others wait their turn in order", "[semaphore]") {
+  const std::vector<KeyValue> queue = {
+      kv("loto/x/a", 10, 1), kv("loto/x/b", 12, 2), kv("loto/x/c", 13, 3), kv("loto/x/d", 15, 4)};
+  CHECK(keys_ahead(queue, 10, 1) == 0u);
+  CHECK(keys_ahead(queue, 13, 3) == 2u);
+  CHECK(keys_ahead(queue, 15, 4) == 3u);
+  CHECK_FALSE(keys_ahead(queue, 15, 9)); // that revision, but not our lease
+  CHECK_FALSE(keys_ahead(queue, 14, 4)); // our key is gone
+  CHECK(holds_a_slot(2, 3));
+  CHECK_FALSE(holds_a_slot(3, 3));
+  CHECK(place_in_line(3, 3) == 1u); // next
+  CHECK(place_in_line(5, 3) == 3u);
+  CHECK(holds_a_slot(0, 1)); // the mutex: only the owner
+  CHECK_FALSE(holds_a_slot(1, 1));
+  CHECK(place_in_line(1, 1) == 1u);
+}
+
+TEST_CASE("semaphore: the lowest free slot, or none", "[semaphore]") {
+  const auto slots = [](std::initializer_list<const char*> keys) {
+    std::vector<KeyValue> taken;
+    for (const char* key : keys) {
+      taken.push_back(kv(key, 1, 1));
+    }
+    return taken;
+  };
+  CHECK(lowest_free_slot({}, "loto/x/", 3) == 0);
+  CHECK(lowest_free_slot(slots({"loto/x/slot/0", "loto/x/slot/2"}), "loto/x/", 3) == 1);
+  CHECK(lowest_free_slot(slots({"loto/x/slot/1", "loto/x/slot/0"}), "loto/x/", 3) == 2);
+  CHECK_FALSE(
+      lowest_free_slot(slots({"loto/x/slot/0", "loto/x/slot/1", "loto/x/slot/2"}), "loto/x/", 3));
+  // keys that are no slot of ours take none
+  CHECK(lowest_free_slot(slots({"loto/x/slot/7", "loto/x/slot/x"}), "loto/x/", 3) == 0);
+}
+
+TEST_CASE("semaphore: every holder described with its slot, waiters counted apart", "[semaphore]") {
+  const std::string a = holder_record_json({"web1", 11, "root", "a.sh"}, 0);
+  const std::string b = holder_record_json({"web2", 22, "root", "b.sh"}, 0);
+  const std::vector<KeyValue> all = {kv("loto/x/a", 10, 1, a),
+                                     kv("loto/x/slot/1", 11, 1, "loto/x/a"),
+                                     kv("loto/x/b", 12, 2, b),
+                                     kv("loto/x/c", 13, 3)};
+  CHECK(describe_holders(all, "loto/x/", 3) ==
+        "slot 1: pid 11 on web1 (root) since 1970-01-01T00:00:00Z: a.sh; slot ?: pid 22 on web2 "
+        "(root) since 1970-01-01T00:00:00Z: b.sh; slot ?: " +
+            std::string(k_unknown_holder));
+  CHECK(holder_count(all, "loto/x/", 3) == 3u);
+  CHECK(holder_count(all, "loto/x/", 2) == 2u);
+  CHECK(describe_holders(all, "loto/x/", 1) ==
+        "pid 11 on web1 (root) since 1970-01-01T00:00:00Z: a.sh");
+  CHECK(holder_count(all, "loto/x/", 1) == 1u);
+  CHECK(holder_count({}, "loto/x/", 3) == 0u);
+  CHECK(describe_holders({}, "loto/x/", 3).empty());
 }
 
 TEST_CASE("read_keepalive_ttl: no TTL means the lease is gone", "[answers]") {

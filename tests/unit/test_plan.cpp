@@ -617,15 +617,37 @@ TEST_CASE("shared runs take local locks shared and are refused where there is no
         "resource)");
 }
 
-TEST_CASE("slots on an etcd resource are a config error for now", "[plan][etcd]") {
+TEST_CASE("slots on an etcd resource: a number is the fleet's bound, auto is a config error",
+          "[plan][etcd]") {
+  const std::string etcd = "etcd:\n  endpoints: http://127.0.0.1:2379\n";
+  const Config config = config_of(etcd + "resources:\n  db:\n    backend: etcd\n    slots: 3\n"
+                                         "  one:\n    backend: etcd\n");
+  const Plan plan = make_plan(run({"db"}), config, {});
+  REQUIRE(plan.locks.size() == 1);
+  CHECK(plan.locks[0].kind == loto::LockKind::etcd);
+  CHECK(plan.locks[0].slots == 3);
+  CHECK(shown(plan, "slots db") == "3 <- test.yaml:6");
+  const Plan one = make_plan(run({"one"}), config, {});
+  CHECK(one.locks[0].slots == 1);
+  CHECK(shown(one, "slots one") == "1 <- built-in");
+  for (const auto& resource : plan.resources) {
+    if (resource.name == "db") {
+      CHECK(resource.policy == "no wait, 3 slots");
+    }
+  }
   try {
     (void)make_plan(run({"db"}),
-                    config_of("etcd:\n  endpoints: http://127.0.0.1:2379\n"
-                              "resources:\n  db:\n    backend: etcd\n    slots: 3\n"),
+                    config_of(etcd + "resources:\n  db:\n    backend: etcd\n    slots: auto\n"),
                     {});
     FAIL("accepted");
   } catch (const loto::Error& e) {
     CHECK(e.exit_code() == 78);
-    CHECK_THAT(std::string(e.what()), Catch::Matchers::StartsWith("test.yaml:6:12: resource 'db'"));
+    CHECK_THAT(std::string(e.what()),
+               Catch::Matchers::StartsWith("test.yaml:6:12: resource 'db' uses backend etcd, "
+                                           "where slots: auto has no meaning"));
   }
+  CliOptions slotted = run({"db"});
+  slotted.shared = true;
+  CHECK(usage_error(slotted, config) ==
+        "resource 'db' has 3 slots, which are not taken shared (drop -s)");
 }

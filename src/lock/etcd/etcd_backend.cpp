@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -68,6 +69,13 @@ struct Message {
     return index < fields.size() ? fields[index] : none;
   }
 };
+
+// How many of the `count` keys of a "holders" answer hold: its HELD field, or one for a
+// helper that sends none (a mutex).
+int holders_among(const Message& holders, int count) {
+  const int held = holders.fields.size() > 3 ? count_of(holders.field(3)) : 1;
+  return std::clamp(held, 1, count);
+}
 
 Message parse_message(std::string_view line) {
   Message message;
@@ -279,12 +287,13 @@ std::string describe_lock(const LockTarget& target) {
 // A lock held through the helper; watched while the command runs.
 class EtcdLock final : public HeldLock, public LeaseWatch {
 public:
+  // `acquired`: the helper's "acquired TOKEN KEY [SLOT]" (SLOT with slots: N > 1).
   EtcdLock(std::unique_ptr<Helper> helper,
            LeaseTimes lease,
-           std::string token,
+           const Message& acquired,
            const LockTarget& target)
-      : m_helper(std::move(helper)), m_lease(std::move(lease)), m_token(std::move(token)),
-        m_description(describe_lock(target)) {}
+      : m_helper(std::move(helper)), m_lease(std::move(lease)), m_token(acquired.field(0)),
+        m_slot(target.slots > 1 ? acquired.field(2) : ""), m_description(describe_lock(target)) {}
 
   ~EtcdLock() override {
     // A lease already given up for lost is not worth waiting for: etcd may be out of
@@ -301,10 +310,20 @@ public:
     return this;
   }
   std::vector<std::string> environment() const override {
-    return {"LOTO_FENCING_TOKEN=" + m_token, "LOTO_ETCD_LEASE=" + m_lease.id_hex};
+    std::vector<std::string> variables{"LOTO_FENCING_TOKEN=" + m_token,
+                                       "LOTO_ETCD_LEASE=" + m_lease.id_hex};
+    if (!m_slot.empty()) {
+      variables.push_back("LOTO_SLOT=" + m_slot);
+    }
+    return variables;
   }
   std::vector<std::pair<std::string, std::string>> audit_fields() const override {
-    return {{"token", m_token}, {"lease", m_lease.id_hex}};
+    std::vector<std::pair<std::string, std::string>> fields{{"token", m_token},
+                                                            {"lease", m_lease.id_hex}};
+    if (!m_slot.empty()) {
+      fields.emplace_back("slot", m_slot);
+    }
+    return fields;
   }
 
   int fd() const override {
@@ -355,6 +374,7 @@ private:
   std::unique_ptr<Helper> m_helper;
   LeaseTimes m_lease;
   std::string m_token;
+  std::string m_slot;
   std::string m_description;
   std::optional<MonotonicTime> m_lost_at;
   std::string m_reason;
@@ -413,7 +433,7 @@ public:
         return {AcquireStatus::busy, nullptr, ""};
       } else if (verb == protocol::k_acquired) {
         return {AcquireStatus::acquired,
-                std::make_unique<EtcdLock>(std::move(helper), lease, message->field(0), target),
+                std::make_unique<EtcdLock>(std::move(helper), lease, *message, target),
                 ""};
       } else if (verb == protocol::k_lost) {
         return unavailable("lost the etcd lease while waiting for " + describe_lock(target) + ": " +
@@ -437,11 +457,11 @@ public:
                       ? message->field(1)
                       : "the etcd helper ended without an answer");
     }
-    const int count = std::stoi(message->field(0));
+    const int count = count_of(message->field(0));
     if (count == 0) {
       return std::nullopt;
     }
-    return LockHolder{0, "", message->field(1), count - 1, 0};
+    return LockHolder{0, "", message->field(1), count - holders_among(*message, count), 0};
   }
 
   EtcdCheck check(const LockTarget& target) const {
@@ -460,7 +480,9 @@ public:
     const int count = count_of(message->field(0));
     std::string state = "free";
     if (count > 0) {
-      state = "held by " + describe_holder(LockHolder{0, "", message->field(1), count - 1, 0});
+      state = "held by " +
+              describe_holder(
+                  LockHolder{0, "", message->field(1), count - holders_among(*message, count), 0});
     }
     std::string who = m_etcd.user.empty() ? "" : " as user " + quoted(m_etcd.user);
     return {0, "etcd at " + message->field(2) + " answered" + who + ": " + state};
@@ -484,22 +506,29 @@ public:
         continue;
       }
       const int pid = count_of(entry->field(1));
-      entries.push_back({pid,
-                         entry->field(0),
-                         entry->field(2),
-                         entry->field(4),
-                         entry->field(3),
-                         "exclusive",
-                         entry->field(5)});
+      LockParty party{pid,
+                      entry->field(0),
+                      entry->field(2),
+                      entry->field(4),
+                      entry->field(3),
+                      "exclusive",
+                      entry->field(5)};
+      if (const auto slot = parse_exit_code(entry->field(6))) {
+        party.slot = *slot; // 0..127, which the exit-code reader accepts
+      }
+      entries.push_back(std::move(party));
     }
     LockState state;
+    const int held = count > 0 ? holders_among(*message, count) : 0;
     if (count > 0 && entries.size() == static_cast<std::size_t>(count)) {
-      state.holders.push_back(std::move(entries.front()));
-      state.waiters.assign(std::make_move_iterator(entries.begin() + 1),
+      const auto first_waiter = entries.begin() + held;
+      state.holders.assign(std::make_move_iterator(entries.begin()),
+                           std::make_move_iterator(first_waiter));
+      state.waiters.assign(std::make_move_iterator(first_waiter),
                            std::make_move_iterator(entries.end()));
     } else if (count > 0) {
       state.holders.push_back({0, "", "", "", "", "exclusive", message->field(1)});
-      state.waiting = count - 1;
+      state.waiting = count - held;
       state.waiters_listed = false;
     }
     return state;
@@ -527,21 +556,25 @@ private:
 
   std::vector<std::string> lock_arguments(const LockTarget& target, const std::string& mode) const {
     const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(m_etcd.ttl).count();
-    return {"--endpoints",
-            join(m_etcd.endpoints, ","),
-            "--ttl-ms",
-            std::to_string(ttl_ms),
-            "--name",
-            target.etcd_name,
-            mode,
-            "--host",
-            host_name(),
-            "--pid",
-            std::to_string(::getpid()),
-            "--user",
-            running_user_name(),
-            "--command",
-            m_command};
+    std::vector<std::string> args{"--endpoints",
+                                  join(m_etcd.endpoints, ","),
+                                  "--ttl-ms",
+                                  std::to_string(ttl_ms),
+                                  "--name",
+                                  target.etcd_name,
+                                  mode,
+                                  "--host",
+                                  host_name(),
+                                  "--pid",
+                                  std::to_string(::getpid()),
+                                  "--user",
+                                  running_user_name(),
+                                  "--command",
+                                  m_command};
+    if (target.slots > 1) {
+      args.insert(args.end(), {"--slots", std::to_string(target.slots)});
+    }
+    return args;
   }
 
   static AcquireResult unavailable(std::string message) {

@@ -19,11 +19,15 @@
 //                                           is min(asked, granted) in ms
 //   waiting  HOLDER                         queued behind HOLDER (only with --wait)
 //   queued   AHEAD                          AHEAD keys are ahead of ours (the holder's
-//                                           included): sent when it changes while waiting
+//                                           included): sent when it changes while waiting.
+//                                           With --slots N: our place in line, the keys
+//                                           ahead minus N-1 (1: the next to be let in)
 //   busy     HOLDER                         held by HOLDER (only with --try); the helper has
 //                                           revoked its lease and exits
-//   acquired TOKEN  KEY                     ours: KEY exists under our lease; TOKEN is its
-//                                           create revision (the fencing token)
+//   acquired TOKEN  KEY  [SLOT]             ours: KEY exists under our lease; TOKEN is its
+//                                           create revision (the fencing token); SLOT,
+//                                           only with --slots N > 1: the slot (0..N-1)
+//                                           whose key KEY's lease also holds
 //   renewed  SENT_NS                        a keepalive sent at SENT_NS found the lease alive
 //                                           (and, once acquired, KEY still ours)
 //   lost     REASON                         the lease or the key is gone; the helper exits
@@ -33,21 +37,29 @@
 //                                           certificate; 70 bad answer; 78 unusable
 //                                           TLS or password file)
 //   released                                answer to "release"
-//   holders  COUNT  HOLDER  URL             answer of `loto-etcd --inspect`: COUNT keys
-//                                           under the lock name (holder first), HOLDER empty
-//                                           when COUNT is 0; URL: the endpoint that answered
-//   entry    HOST PID USER SINCE COMMAND HOLDER
+//   holders  COUNT  HOLDER  URL  HELD       answer of `loto-etcd --inspect`: COUNT keys
+//                                           in the queue under the lock name (holders
+//                                           first), HELD of them hold (at most 1, or N with
+//                                           --slots N; a reader that finds no HELD takes
+//                                           min(COUNT, 1)); HOLDER empty when COUNT is 0;
+//                                           URL: the endpoint that answered
+// With --slots N > 1, HOLDER in waiting, busy and holders describes every holder:
+// "slot 0: HOLDER; slot 2: HOLDER; ..." ("slot ?" for a holder that has not claimed
+// its slot key yet).
+//   entry    HOST PID USER SINCE COMMAND HOLDER SLOT
 //                                           after "holders", one per key in queue order
-//                                           (holder first): its record's fields ("" where
+//                                           (holders first): its record's fields ("" where
 //                                           it has none; SINCE is when the key was
-//                                           written) and its HOLDER line
+//                                           written), its HOLDER line, and with --slots
+//                                           the slot it holds ("" if none)
 //
 // HOLDER is one line for people, e.g. "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z:
 // backup.sh --full", or "a client that left no holder record (etcdctl lock?)".
 //
 // Command line of the helper:
 //   loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME
-//             (--try | --wait | --inspect)
+//             (--try | --wait | --inspect) [--slots N]   (N > 1: a semaphore; the
+//                                                         slot keys are NAME/slot/<i>)
 //             [--host H --pid P --user U --command C]   (the holder record)
 //             [--ca-file F] [--cert-file F --key-file F]   (https endpoints)
 //             [--etcd-user U --password-file F]             (etcd authentication)

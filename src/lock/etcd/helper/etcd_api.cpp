@@ -120,10 +120,13 @@ json prefix_range(std::string_view prefix, std::string_view order) {
           {"sort_order", order}};
 }
 
-// The oldest key under `prefix`: clientv3's WithFirstCreate().
-json owner_range(std::string_view prefix) {
+// The oldest `limit` keys under `prefix` (all of them with 0); limit 1 is clientv3's
+// WithFirstCreate().
+json owner_range(std::string_view prefix, std::int64_t limit) {
   json range = prefix_range(prefix, "ASCEND");
-  range["limit"] = "1";
+  if (limit > 0) {
+    range["limit"] = std::to_string(limit);
+  }
   return range;
 }
 
@@ -211,16 +214,40 @@ std::string ahead_request(std::string_view prefix, std::int64_t max_create_revis
 std::string enqueue_request(std::string_view key,
                             std::string_view prefix,
                             std::string_view value,
-                            std::int64_t lease) {
+                            std::int64_t lease,
+                            std::int64_t queue_limit) {
   const json put = {{"key", b64(key)}, {"value", b64(value)}, {"lease", std::to_string(lease)}};
   const json compare = {
       {"key", b64(key)}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}};
-  const json request = {
-      {"compare", json::array({compare})},
-      {"success", json::array({{{"request_put", put}}, {{"request_range", owner_range(prefix)}}})},
-      {"failure",
-       json::array(
-           {{{"request_range", {{"key", b64(key)}}}}, {{"request_range", owner_range(prefix)}}})}};
+  const json request = {{"compare", json::array({compare})},
+                        {"success",
+                         json::array({{{"request_put", put}},
+                                      {{"request_range", owner_range(prefix, queue_limit)}}})},
+                        {"failure",
+                         json::array({{{"request_range", {{"key", b64(key)}}}},
+                                      {{"request_range", owner_range(prefix, queue_limit)}}})}};
+  return request.dump();
+}
+
+std::string slot_claim_request(std::string_view slot_key,
+                               std::string_view my_key,
+                               std::int64_t my_revision,
+                               std::int64_t lease) {
+  const json put = {
+      {"key", b64(slot_key)}, {"value", b64(my_key)}, {"lease", std::to_string(lease)}};
+  const json slot_free = {
+      {"key", b64(slot_key)}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}};
+  const json still_queued = {{"key", b64(my_key)},
+                             {"target", "CREATE"},
+                             {"result", "EQUAL"},
+                             {"create_revision", std::to_string(my_revision)}};
+  const json still_ours = {{"key", b64(my_key)},
+                           {"target", "LEASE"},
+                           {"result", "EQUAL"},
+                           {"lease", std::to_string(lease)}};
+  const json request = {{"compare", json::array({slot_free, still_queued, still_ours})},
+                        {"success", json::array({{{"request_put", put}}})},
+                        {"failure", json::array({{{"request_range", {{"key", b64(my_key)}}}}})}};
   return request.dump();
 }
 
@@ -271,7 +298,26 @@ EnqueueAnswer read_enqueue(const json& answer) {
   }
   RangeAnswer owners = read_range(object_field(responses[1], "response_range"));
   if (!owners.kvs.empty()) {
-    result.owner = std::move(owners.kvs.front());
+    result.owner = owners.kvs.front();
+  }
+  result.queue = std::move(owners.kvs);
+  return result;
+}
+
+SlotClaimAnswer read_slot_claim(const json& answer) {
+  require_object(answer, "the answer");
+  SlotClaimAnswer result;
+  result.claimed = bool_field(answer, "succeeded");
+  if (result.claimed) {
+    return result;
+  }
+  const json& responses = array_field(answer, "responses");
+  if (responses.size() != 1) {
+    throw BadAnswer("the slot txn answer does not have one response");
+  }
+  RangeAnswer mine = read_range(object_field(responses[0], "response_range"));
+  if (!mine.kvs.empty()) {
+    result.mine = std::move(mine.kvs.front());
   }
   return result;
 }

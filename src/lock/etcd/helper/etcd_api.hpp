@@ -47,11 +47,21 @@ std::string ahead_request(std::string_view prefix, std::int64_t max_create_revis
 std::string authenticate_request(std::string_view user, std::string_view password);
 // POST /v3/kv/txn, clientv3's Mutex.tryAcquire: if `key` does not exist, create it with
 // `value` under `lease`, else read it; either way also read the oldest key under `prefix`
-// (the owner).
+// (the owner). With `queue_limit` 0, every key under `prefix` instead of the oldest
+// (slots: the first N queue keys hold).
 std::string enqueue_request(std::string_view key,
                             std::string_view prefix,
                             std::string_view value,
-                            std::int64_t lease);
+                            std::int64_t lease,
+                            std::int64_t queue_limit = 1);
+// POST /v3/kv/txn: a slot claimed by a holder. If `slot_key` does not exist and our queue
+// key `my_key` still has create revision `my_revision` and lease `lease` (the ghost-grant
+// check of a waiter let in), create `slot_key` with our queue key's name as its value
+// under `lease`; else read `my_key`.
+std::string slot_claim_request(std::string_view slot_key,
+                               std::string_view my_key,
+                               std::int64_t my_revision,
+                               std::int64_t lease);
 // POST /v3/watch: the deletions under `prefix` from `start_revision` on. A waiter watches
 // them all, not only the key right ahead (clientv3's way), so that its place in the queue
 // is fresh; a fleet's queue is short enough that the extra wake-ups cost nothing.
@@ -75,8 +85,17 @@ struct EnqueueAnswer {
   bool created = false;          // the txn's compare held: the key is new
   std::int64_t my_revision = 0;  // the key's create revision
   std::optional<KeyValue> owner; // the oldest key under the prefix
+  std::vector<KeyValue> queue;   // what the txn read under the prefix, oldest first
 };
 EnqueueAnswer read_enqueue(const nlohmann::json& answer);
+
+// What came of a slot_claim_request: the slot is ours, or else our queue key as it is now
+// (nullopt: gone).
+struct SlotClaimAnswer {
+  bool claimed = false;
+  std::optional<KeyValue> mine;
+};
+SlotClaimAnswer read_slot_claim(const nlohmann::json& answer);
 
 // The token of an authenticate answer.
 std::string read_token(const nlohmann::json& answer);

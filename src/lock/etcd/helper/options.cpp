@@ -50,6 +50,15 @@ std::int64_t parse_ttl_ms(std::string_view text) {
   return *value;
 }
 
+int parse_slots(std::string_view text) {
+  const auto value = parse_int64(text);
+  if (!value || *value < 1 || *value > k_max_slots) {
+    throw UsageError("--slots: expected a number from 1 to " + std::to_string(k_max_slots) +
+                     ", got '" + std::string(text) + "'");
+  }
+  return static_cast<int>(*value);
+}
+
 std::int64_t parse_pid(std::string_view text) {
   const auto value = parse_int64(text);
   if (!value || *value <= 0) {
@@ -91,6 +100,8 @@ void set_value(Options& options, std::string_view name, std::string_view value) 
     options.ttl_ms = parse_ttl_ms(value);
   } else if (name == "--name") {
     options.name = value;
+  } else if (name == "--slots") {
+    options.slots = parse_slots(value);
   } else if (name == "--host") {
     options.holder.host = value;
   } else if (name == "--pid") {
@@ -105,9 +116,10 @@ void set_value(Options& options, std::string_view name, std::string_view value) 
 }
 
 bool takes_value(std::string_view name) {
-  static constexpr std::array<std::string_view, 12> k_names = {"--endpoints",
+  static constexpr std::array<std::string_view, 13> k_names = {"--endpoints",
                                                                "--ttl-ms",
                                                                "--name",
+                                                               "--slots",
                                                                "--host",
                                                                "--pid",
                                                                "--user",

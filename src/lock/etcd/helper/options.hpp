@@ -1,6 +1,6 @@
 // The helper's command line (fixed in lock/etcd/protocol.hpp):
 //   loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME
-//             (--try | --wait | --inspect) [--host H --pid P --user U --command C]
+//             (--try | --wait | --inspect) [--slots N] [--host H --pid P --user U --command C]
 //             [--ca-file F] [--cert-file F --key-file F] [--etcd-user U --password-file F]
 #pragma once
 
@@ -35,6 +35,7 @@ struct Options {
   std::int64_t ttl_ms = 0;            // 0 only with --inspect
   std::string name;                   // the lock name, e.g. "loto/nightly"
   Mode mode = Mode::try_once;
+  int slots = 1; // how many may hold the lock at once (semaphore.hpp); 1: etcd's mutex
   HolderRecord holder;
   Credentials credentials;
 };
@@ -47,6 +48,8 @@ struct UsageError : std::runtime_error {
 // than a year is a typo.
 inline constexpr std::int64_t k_min_ttl_ms = 100;
 inline constexpr std::int64_t k_max_ttl_ms = 366LL * 24 * 3600 * 1000;
+// loto's own bound on slots: N (config.hpp's k_max_slots).
+inline constexpr int k_max_slots = 128;
 
 // The options in `args` (argv without the program name); throws UsageError. Each option
 // takes its value as the next word or after '=' (--ttl-ms=5000).
@@ -58,7 +61,8 @@ std::string endpoint_url(std::string_view endpoint);
 
 inline constexpr std::string_view k_usage =
     "usage: loto-etcd --endpoints URL[,URL...] --ttl-ms N --name LOCKNAME\n"
-    "                 (--try | --wait | --inspect) [--host H --pid P --user U --command C]\n"
+    "                 (--try | --wait | --inspect) [--slots N]\n"
+    "                 [--host H --pid P --user U --command C]\n"
     "                 [--ca-file F] [--cert-file F --key-file F]\n"
     "                 [--etcd-user U --password-file F]\n"
     "loto's helper for etcd locks: it talks to loto over descriptor 3 "

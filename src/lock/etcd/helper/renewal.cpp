@@ -33,8 +33,8 @@ Renewal::~Renewal() {
   m_etcd.multi().stop(m_transfer);
 }
 
-void Renewal::check_key(std::string key) {
-  m_key = std::move(key);
+void Renewal::check_keys(std::vector<std::string> keys) {
+  m_keys = std::move(keys);
 }
 
 std::int64_t Renewal::next_wake_ns() const {
@@ -98,16 +98,23 @@ std::optional<std::int64_t> Renewal::read_reply(const Reply& reply) {
     if (read_keepalive_ttl(reply.answer) <= 0) {
       throw Lost("the lease expired or was revoked", false);
     }
-    if (m_key.empty()) {
+    if (m_keys.empty()) {
       return confirm();
     }
     m_step = Step::key_check;
-    m_etcd.start(m_transfer, "/v3/kv/range", key_request(m_key), m_timeouts);
+    m_checking = 0;
+    m_etcd.start(m_transfer, "/v3/kv/range", key_request(m_keys.front()), m_timeouts);
     return std::nullopt;
   }
   const RangeAnswer range = read_range(reply.answer);
   if (range.kvs.empty() || range.kvs.front().lease != m_lease) {
-    throw Lost("the lock key " + m_key + " was deleted", true);
+    throw Lost(std::string(m_checking == 0 ? "the lock key " : "the slot key ") +
+                   m_keys[m_checking] + " was deleted",
+               true);
+  }
+  if (++m_checking < m_keys.size()) {
+    m_etcd.start(m_transfer, "/v3/kv/range", key_request(m_keys[m_checking]), m_timeouts);
+    return std::nullopt;
   }
   return confirm();
 }
@@ -155,7 +162,7 @@ void Renewal::give_up() const {
     code = etcd_protocol::k_software;
     detail = "unexpected answer from etcd at " + m_last_problem_url + ": " + m_last_problem_message;
   }
-  if (m_key.empty()) {
+  if (m_keys.empty()) {
     throw Failure(code, detail); // queued: nothing was taken
   }
   throw Lost("no renewal of the lease succeeded for " + std::to_string(m_ttl_ms) + " ms (" +

@@ -1,9 +1,9 @@
 // Keeping the lease alive, from the grant on: while queued (a waiter's key, its place in
 // the queue, lives only as long as the lease) and while holding. Every TTL/4 one POST
-// to /v3/lease/keepalive; once the lock is held, each renewal also reads the lock key, so
-// that a key deleted by hand (`etcdctl del`) is noticed too. Only a renewal that fully
-// succeeded is reported, with the time its keepalive was sent, from which loto computes
-// how long the lease is sure to last.
+// to /v3/lease/keepalive; once the lock is held, each renewal also reads the lock key (and
+// a slot holder's slot key), so that a key deleted by hand (`etcdctl del`) is noticed too. Only a
+// renewal that fully succeeded is reported, with the time its keepalive was sent, from which loto
+// computes how long the lease is sure to last.
 #pragma once
 
 #include "lock/etcd/helper/etcd_client.hpp"
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace loto::etcd_helper {
 
@@ -24,9 +25,9 @@ public:
   Renewal(const Renewal&) = delete;
   Renewal& operator=(const Renewal&) = delete;
 
-  // The lock is ours: from now on each renewal also checks that `key` is still there
-  // under our lease.
-  void check_key(std::string key);
+  // The lock is ours: from now on each renewal also checks that each of `keys` (the lock
+  // key, then a slot key) is still there under our lease.
+  void check_keys(std::vector<std::string> keys);
 
   // When tick() next has something to do.
   std::int64_t next_wake_ns() const;
@@ -59,7 +60,8 @@ private:
   std::int64_t m_ttl_ms;
   std::int64_t m_interval_ns;
   Timeouts m_timeouts;
-  std::string m_key; // empty until the lock is ours
+  std::vector<std::string> m_keys; // empty until the lock is ours
+  std::size_t m_checking = 0;      // which of m_keys the key check reads
 
   Step m_step = Step::idle;
   std::int64_t m_sent_ns = 0;  // when the keepalive of the current renewal was sent

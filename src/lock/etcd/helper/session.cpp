@@ -3,6 +3,7 @@
 #include "lock/etcd/helper/codec.hpp"
 #include "lock/etcd/helper/holder.hpp"
 #include "lock/etcd/helper/outcome.hpp"
+#include "lock/etcd/helper/semaphore.hpp"
 #include "lock/etcd/protocol.hpp"
 
 #include <algorithm>
@@ -93,17 +94,25 @@ int Session::run() {
 int Session::inspect() {
   const Answered answered = call("/v3/kv/range", queue_request(m_prefix));
   const RangeAnswer queue = read(read_range, answered);
-  const std::string holder = queue.kvs.empty() ? "" : describe_holder(queue.kvs.front().value);
-  tell({proto::k_holders, std::to_string(queue.kvs.size()), holder, answered.endpoint});
-  for (const KeyValue& key : queue.kvs) {
+  const int slots = m_options.slots;
+  const std::size_t count = slots == 1 ? queue.kvs.size() : queue_keys(queue.kvs, m_prefix).size();
+  tell({proto::k_holders,
+        std::to_string(count),
+        describe_holders(queue.kvs, m_prefix, slots),
+        answered.endpoint,
+        std::to_string(holder_count(queue.kvs, m_prefix, slots))});
+  // Then every key of the queue, holders first, for --list --json.
+  for (const KeyValue& key : slots == 1 ? queue.kvs : queue_keys(queue.kvs, m_prefix)) {
     const HolderFields fields = holder_fields(key.value);
+    const auto slot = slots == 1 ? std::nullopt : slot_held_by(queue.kvs, m_prefix, slots, key.key);
     tell({proto::k_entry,
           fields.host,
           fields.pid,
           fields.user,
           fields.since,
           fields.command,
-          describe_holder(key.value)});
+          describe_holder(key.value),
+          slot ? std::to_string(*slot) : ""});
   }
   return 0;
 }
@@ -112,20 +121,30 @@ int Session::take_lock() {
   m_listening = true;
   grant_lease();
   const EnqueueAnswer queued = enqueue();
+  const std::string holders = describe_holders(queued.queue, m_prefix, m_options.slots);
   if (is_ours(queued)) {
-    hold();
+    if (claim_slot()) {
+      hold();
+    }
+    return end_busy(holders); // --try, and no slot key is free yet
   }
-  const std::string holder = queued.owner ? describe_holder(queued.owner->value) : "";
   if (m_options.mode == Mode::try_once) {
-    tell({proto::k_busy, holder});
-    stop_background();
-    revoke_lease(k_ordinary_timeouts); // deletes our key at once
-    return 0;
+    return end_busy(holders);
   }
-  tell({proto::k_waiting, holder});
+  tell({proto::k_waiting, holders});
   wait_for_turn();
-  check_own_key_after_wait();
+  if (m_options.slots == 1) {
+    check_own_key_after_wait();
+  }
+  claim_slot(); // with slots, its txn checks our key as check_own_key_after_wait does
   hold();
+}
+
+int Session::end_busy(const std::string& holders) {
+  tell({proto::k_busy, holders});
+  stop_background();
+  revoke_lease(k_ordinary_timeouts); // deletes our key at once
+  return 0;
 }
 
 void Session::grant_lease() {
@@ -144,37 +163,57 @@ void Session::grant_lease() {
 
 EnqueueAnswer Session::enqueue() {
   const std::string record = holder_record_json(m_options.holder, std::time(nullptr));
+  // With slots, the whole queue (it is short): the first N keys hold.
+  const std::int64_t queue_limit = m_options.slots == 1 ? 1 : 0;
   EnqueueAnswer queued =
-      read(read_enqueue, call("/v3/kv/txn", enqueue_request(m_key, m_prefix, record, m_lease)));
+      read(read_enqueue,
+           call("/v3/kv/txn", enqueue_request(m_key, m_prefix, record, m_lease, queue_limit)));
   m_my_revision = queued.my_revision;
   return queued;
 }
 
 bool Session::is_ours(const EnqueueAnswer& queued) const {
   // The owner was read in the same txn that wrote our key: if it is our key under our
-  // lease, the lock is ours, with no room for a lease that lapsed in between.
-  return queued.owner && queued.owner->create_revision == m_my_revision &&
-         queued.owner->lease == m_lease;
+  // lease, the lock is ours, with no room for a lease that lapsed in between. With slots,
+  // our key under our lease must be among the first N of the queue that txn read.
+  if (m_options.slots == 1) {
+    return queued.owner && queued.owner->create_revision == m_my_revision &&
+           queued.owner->lease == m_lease;
+  }
+  const auto ahead = keys_ahead(queue_keys(queued.queue, m_prefix), m_my_revision, m_lease);
+  return ahead && holds_a_slot(*ahead, m_options.slots);
+}
+
+// The queue keys in an ahead_request's answer (slot keys are not places in the queue).
+std::size_t Session::count_ahead(const RangeAnswer& ahead) const {
+  return m_options.slots == 1 ? ahead.kvs.size() : queue_keys(ahead.kvs, m_prefix).size();
 }
 
 void Session::wait_for_turn() {
   while (true) {
     const RangeAnswer ahead =
         read(read_range, call("/v3/kv/range", ahead_request(m_prefix, m_my_revision - 1)));
-    if (ahead.kvs.empty()) {
-      return; // nobody is left ahead of us
+    const std::size_t count = count_ahead(ahead);
+    if (holds_a_slot(count, m_options.slots)) {
+      return; // fewer than N keys are left ahead of us
     }
-    if (ahead.kvs.size() != m_ahead) {
-      m_ahead = ahead.kvs.size();
+    if (const std::size_t place = place_in_line(count, m_options.slots); place != m_ahead) {
+      m_ahead = place;
       tell({proto::k_queued, std::to_string(m_ahead)});
     }
-    if (watch_until_deleted(m_prefix, ahead.revision + 1)) {
-      m_watch_backoff_ms = 0;
-    } else {
-      m_watch_backoff_ms =
-          std::clamp(m_watch_backoff_ms * 2, k_first_watch_backoff_ms, k_last_watch_backoff_ms);
-      pause_ms(m_watch_backoff_ms);
-    }
+    wait_for_deletion(m_prefix, ahead.revision + 1);
+  }
+}
+
+// Until a key under `prefix` is deleted from `from_revision` on (or the caller had better
+// look again); a broken watch is retried after a growing pause.
+void Session::wait_for_deletion(const std::string& prefix, std::int64_t from_revision) {
+  if (watch_until_deleted(prefix, from_revision)) {
+    m_watch_backoff_ms = 0;
+  } else {
+    m_watch_backoff_ms =
+        std::clamp(m_watch_backoff_ms * 2, k_first_watch_backoff_ms, k_last_watch_backoff_ms);
+    pause_ms(m_watch_backoff_ms);
   }
 }
 
@@ -233,9 +272,51 @@ void Session::check_own_key_after_wait() {
   }
 }
 
+// Slots: takes the lowest free slot key under our lease, in a txn that also checks that
+// our queue key is still there. Keys go with their lease, so among the N holders one slot
+// is free, except while a key that someone deleted by hand leaves a holder in the queue
+// whose slot key has not gone yet (until its helper notices, within TTL/4, and revokes):
+// then wait for a slot key to go. False only with --try when none is free.
+bool Session::claim_slot() {
+  if (m_options.slots == 1) {
+    return true;
+  }
+  const std::string slot_keys = slot_prefix(m_prefix);
+  while (true) {
+    const RangeAnswer taken = read(read_range, call("/v3/kv/range", queue_request(slot_keys)));
+    const auto free = lowest_free_slot(taken.kvs, m_prefix, m_options.slots);
+    if (!free) {
+      if (m_options.mode == Mode::try_once) {
+        return false;
+      }
+      wait_for_deletion(slot_keys, taken.revision + 1);
+      continue;
+    }
+    const std::string key = slot_key(m_prefix, *free);
+    const SlotClaimAnswer claim =
+        read(read_slot_claim,
+             call("/v3/kv/txn", slot_claim_request(key, m_key, m_my_revision, m_lease)));
+    if (claim.claimed) {
+      m_slot = *free;
+      m_slot_key = key;
+      return true;
+    }
+    if (!claim.mine || claim.mine->lease != m_lease ||
+        claim.mine->create_revision != m_my_revision) {
+      throw Lost("the lock key " + m_key + " was deleted while waiting", true);
+    }
+    // Another holder took that slot first: look again.
+  }
+}
+
 void Session::hold() {
-  m_renewal->check_key(m_key);
-  tell({proto::k_acquired, std::to_string(m_my_revision), m_key});
+  if (m_slot < 0) {
+    m_renewal->check_keys({m_key});
+    tell({proto::k_acquired, std::to_string(m_my_revision), m_key});
+  } else {
+    m_renewal->check_keys({m_key, m_slot_key});
+    tell({proto::k_acquired, std::to_string(m_my_revision), m_key, std::to_string(m_slot)});
+  }
   m_acquired = true;
   while (true) {
     pump_until([] { return false; }); // until "release", end of file or a loss

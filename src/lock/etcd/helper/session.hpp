@@ -7,6 +7,8 @@
 //     after each (etcd's waitDeletes, which watches only the key right ahead: every
 //     deletion here keeps the reported place in the queue fresh), and finally checks its
 //     own key is still there.
+// With --slots N (N > 1) it is the semaphore recipe on the same keys (semaphore.hpp): the
+// first N keys hold, and a holder claims a slot key NAME/slot/<i> under its lease.
 // Everything happens on one thread: the request of the main flow, the watch, the lease
 // renewal and descriptor 3 are all served by one event loop (Multi, an asio io_context).
 #pragma once
@@ -52,9 +54,13 @@ private:
   void grant_lease();
   EnqueueAnswer enqueue();
   bool is_ours(const EnqueueAnswer& queued) const;
+  int end_busy(const std::string& holders);
   void wait_for_turn();
+  std::size_t count_ahead(const RangeAnswer& ahead) const;
+  void wait_for_deletion(const std::string& prefix, std::int64_t from_revision);
   bool watch_until_deleted(const std::string& prefix, std::int64_t from_revision);
   void check_own_key_after_wait();
+  bool claim_slot();
   [[noreturn]] void hold();
 
   Answered call(std::string_view path, const std::string& body);
@@ -88,6 +94,8 @@ private:
   std::int64_t m_ttl_ms = 0;
   std::string m_key; // NAME/<lease hex>
   std::int64_t m_my_revision = 0;
+  int m_slot = -1;         // the slot claimed (slots > 1), else -1
+  std::string m_slot_key;  // NAME/slot/<m_slot>
   bool m_acquired = false; // loto has been told "acquired"
   std::int64_t m_watch_backoff_ms = 0;
   std::size_t m_ahead = 0;              // keys ahead of ours when last looked, for "queued"
