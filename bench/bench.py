@@ -670,7 +670,7 @@ def print_etcd(e):
 
 QUEUE_CONFIG = """lock_dir: {lock_dir}
 resources:
-  mutex: {{}}
+  mutex: {{queue: none}}
   fair: {{queue: fifo}}
   pair: {{slots: 2}}
 """

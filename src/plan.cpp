@@ -152,11 +152,13 @@ void append_etcd_settings(const EtcdSettings& settings,
 }
 
 // Whether waiters queue in order of arrival: the resource's `queue:`, else `defaults:`.
+// fifo unless set otherwise: bench/ measured its handoff no slower and its throughput no
+// lower than the kernel's unordered wake-up (README, Performance).
 bool queue_is_fifo(const PolicySettings* resource, const PolicySettings& defaults) {
   if (resource != nullptr && resource->queue) {
     return resource->queue->value == "fifo";
   }
-  return defaults.queue && defaults.queue->value == "fifo";
+  return !defaults.queue || defaults.queue->value == "fifo";
 }
 
 // `slots: auto`: one per online CPU, within the bounds a config value has.
@@ -525,8 +527,8 @@ Plan make_plan(const CliOptions& cli,
     if (target.slots > 1) {
       policy += ", " + std::to_string(target.slots) + " slots";
     }
-    if (target.fifo) {
-      policy += ", fifo";
+    if (!target.fifo && target.kind == LockKind::flock) {
+      policy += ", unordered"; // queue: none; fifo, the default, goes without saying
     }
     plan.resources.push_back({std::move(target),
                               name,

@@ -18,9 +18,9 @@ SCALE=1
 
 setup() {
   common_setup
-  # rw: a plain lock for readers and writers; pool: 3 slots; cores: one per CPU;
+  # rw: a plain lock for readers and writers (queue: none); pool: 3 slots; cores: one per CPU;
   # line: a fair queue.
-  CFG="$(write_config -n loto.yaml "$(printf '%s\nresources:\n  rw:\n    path: %s\n  pool:\n    path: %s\n    slots: 3\n  cores:\n    path: %s\n    slots: auto\n  line:\n    path: %s\n    queue: fifo\n' \
+  CFG="$(write_config -n loto.yaml "$(printf '%s\nresources:\n  rw:\n    path: %s\n    queue: none\n  pool:\n    path: %s\n    slots: 3\n  cores:\n    path: %s\n    slots: auto\n  line:\n    path: %s\n    queue: fifo\n' \
     "$(base_config)" "$T/rw.lock" "$T/pool.lock" "$T/cores.lock" "$T/line.lock")")"
   export CFG
 }
@@ -464,15 +464,18 @@ LOGGED_JOB='echo "S $2 ${EPOCHREALTIME/[.,]/}" >>"$1"; touch "$1.$2.run"; sleep 
   echo "$output"
   [ "$status" -eq 0 ]
   grep -qE "^pool +$T/pool\.lock +.*3 slots" <<<"$output"
-  grep -qE "^line +$T/line\.lock +.*fifo" <<<"$output"
-  not grep -qE "^rw +.*(slots|fifo)" <<<"$output"
+  # fifo is the default and goes without saying; queue: none shows as "unordered"
+  grep -qE "^line +$T/line\.lock +no wait +" <<<"$output"
+  not grep -qE "^line +.*unordered" <<<"$output"
+  grep -qE "^rw +.*unordered" <<<"$output"
+  not grep -qE "^rw +.*slots" <<<"$output"
 
   run --separate-stderr lotoc --show-config -s -L rw
   echo "$output"
   [ "$status" -eq 0 ]
   grep -qxF "(command line) mode = shared" <<<"$output"
   grep -qxF "(built-in) slots rw = 1" <<<"$output"
-  grep -qxF "(built-in) queue rw = none" <<<"$output"
+  grep -qE "^\($CFG:[0-9]+\) queue rw = none\$" <<<"$output"
   run --separate-stderr lotoc --show-config -L pool -L line
   echo "$output"
   grep -qxF "(built-in) mode = exclusive" <<<"$output"

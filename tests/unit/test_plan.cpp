@@ -143,7 +143,7 @@ TEST_CASE("make_plan applies built-in, defaults, resource and command line in pr
     CHECK(shown(plan, "warn_after") == "none <- built-in");
     CHECK(shown(plan, "leftovers") == "leave <- built-in");
     CHECK(shown(plan, "slots cpu") == "1 <- built-in");
-    CHECK(shown(plan, "queue cpu") == "none <- built-in");
+    CHECK(shown(plan, "queue cpu") == "fifo <- built-in");
     CHECK(plan.settings.size() == 19);
   }
 
@@ -592,7 +592,8 @@ TEST_CASE("slots and queue come from the resource, then defaults", "[plan][queue
     }
     return std::string("?");
   };
-  CHECK(policy("gz") == "no wait, 4 slots, fifo");
+  CHECK(policy("gz") == "no wait, 4 slots");
+  CHECK_THAT(policy("any"), Catch::Matchers::EndsWith(", unordered"));
 }
 
 TEST_CASE("shared runs take local locks shared and are refused where there is no shared mode",
