@@ -387,6 +387,11 @@ lock_swap_check() {
     return 1
   }
   rm -f "$lock"
+  # queue: none, so that C may take the new file while B still waits on the old one (a
+  # fifo queue would rightly keep C behind B); what is checked is that B never runs
+  # beside C. A drop-in, so that the test's own config stays as it is.
+  mkdir -p "${CFG%.yaml}.d"
+  printf 'defaults:\n  queue: none\n' >"${CFG%.yaml}.d/zz-queue-none.yaml"
   spawn -n "swap.$how.A" lotoc -L "$arg" bash -c 'touch "$0.A.ready"; '"$(await "$p.A.go")" "$p"
   local A=$SPAWNED
   wait_for_file "$p.A.ready"

@@ -126,10 +126,12 @@ assert web["description"] == "", web
   : >"$lock"
   chmod 0644 "$lock"
   make_traversable "$T" # for the waiter that runs as nobody
+  # queue: none: every waiter blocks on the lock file itself, in the kernel's order,
+  # which is what this test reads back (the fifo queue's order is tested in queue.bats)
   f="$(write_config "lock_dir: $T
 logging: {syslog: false}
 resources:
-  db: {path: $lock}
+  db: {path: $lock, queue: none}
 ")"
   local before after s1 s2 w1 w2 w3 stamps=()
   before="$(now_ms)"
