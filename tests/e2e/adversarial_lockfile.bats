@@ -284,6 +284,13 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   lock_swap_check replace "$LOCK" cpu
 }
 
+@test "L10 lock file renamed away (still linked) while a waiter waits: the waiter never overlaps the new holder" {
+  # the old file keeps one link (as $LOCK.away): only its device and inode differ from the
+  # file the path names now, which C holds while B wakes up on the old one
+  lock_swap_check rename "$LOCK" cpu
+  [ "$(stat -c %h "$LOCK.away")" -eq 1 ]
+}
+
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
   as_nobody mkdir -m 755 "$SHARED/evil"
   snap_save outside "$VICTIM" "$SHARED"
