@@ -173,24 +173,42 @@ build="$tree/build"
 mkdir -p "$tree" "$work/logs" "$work/obj"
 # Copy the sources (mtimes kept, so an existing build redoes only what changed); then the
 # files in scope get a new mtime, so no object left by an interrupted run is reused.
-tar -C "$root" --exclude='./build*' --exclude='./.git' --exclude='./obj-*' -cf - . |
-  tar -C "$tree" -xf -
+# In a git checkout: the tracked and the new, not ignored files (so no build directory,
+# wherever it is); otherwise everything but build*/ and the work directory.
+if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' p; do
+      [[ -e "$p" && "$root/$p" != "$work"/* ]] && printf '%s\0' "$p"
+    done |
+    tar --null -T - -cf -) | tar -C "$tree" -xf -
+else
+  tar -C "$root" --exclude='./build*' --exclude='./.git' --exclude="./${work#"$root"/}" -cf - . |
+    tar -C "$tree" -xf -
+fi
 for f in "${scope[@]}"; do
   [[ -f "$tree/$f" ]] && touch "$tree/$f"
 done
-scratch="$(mktemp -d /tmp/loto-mutation.XXXXXX)"
 token="loto-mutation.$$.$RANDOM"
 current=""
 cleanup() {
   if [[ -n "$current" ]]; then
     cp "$root/$current" "$tree/$current" # back to the original, with a new mtime
   fi
-  rm -rf "$scratch"
 }
 trap cleanup EXIT
 
+# The tests of a mutant get a private, empty /tmp (a tmpfs in their own mount namespace),
+# so what a killed run leaves there vanishes with it, and paths keep their usual length.
+isolate=()
+if unshare --mount sh -c 'mount -t tmpfs tmpfs /tmp' >/dev/null 2>&1; then
+  # shellcheck disable=SC2016 # "$@" is for that sh
+  isolate=(unshare --mount sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec "$@"' sh)
+else
+  echo "mutation: no private /tmp here (unshare --mount); a killed run may leave /tmp/bats-run-*" >&2
+fi
+
 # sweep: SIGKILL every process a mutant's tests left behind (they carry our token in
-# their environment), by pid; then empty the scratch TMPDIR.
+# their environment), by pid.
 sweep() {
   local p kv
   for p in /proc/[0-9]*; do
@@ -202,7 +220,6 @@ sweep() {
       fi
     done 2>/dev/null <"$p/environ" || true
   done
-  find "$scratch" -mindepth 1 -delete 2>/dev/null || rm -rf "${scratch:?}"/* 2>/dev/null || true
 }
 
 # run_tests LOG LIMIT REGEX...: the covering tests one by one, stopping at the first
@@ -218,7 +235,7 @@ run_tests() {
     left=$((limit - (SECONDS - start)))
     ((left > 0)) || return 124
     set +e
-    LOTO_MUTATION_TOKEN=$token TMPDIR=$scratch timeout -k 5 "$left" \
+    LOTO_MUTATION_TOKEN=$token "${isolate[@]}" timeout -k 5 "$left" \
       ctest --test-dir "$build" -R "$rx" --stop-on-failure -V </dev/null 2>&1 |
       tee -a "$log" | grep -m1 -qE '^[0-9]+: not ok '
     st=("${PIPESTATUS[@]}")
@@ -363,6 +380,9 @@ for f in "${files[@]}"; do
   current=""
   cp "$base" "$obj"
   counted=$((n - equivalent - stillborn))
+  ((n > 0)) || die "mutate.py made no mutant of $f"
+  # a tool that builds nothing must not pass: with 5 mutants or more, some must be tested
+  ((counted > 0 || n < 5)) || die "none of the $n mutants of $f was built and tested: see $work/logs"
   if ((counted > 0)); then
     score="$(awk -v k=$((killed + timedout)) -v c=$counted 'BEGIN { printf "%.1f%%", 100 * k / c }')"
   else
