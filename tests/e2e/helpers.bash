@@ -366,6 +366,10 @@ lock_swap_check() {
   # B either (wrongly) runs now, or goes back to wait on the new file
   _swap_b_started_or_waiting() { [[ -e "$p.B.start" ]] || _has_waiters "$lock" 1; }
   wait_until 5 _swap_b_started_or_waiting
+  if [[ "$how" == rename ]]; then
+    # B let go of the old file before it went back to wait on the new one
+    lock_is_free "$lock.away"
+  fi
   touch "$p.C.go"
   wait_exit "$C" 5
   [ "$STATUS" -eq 0 ]
