@@ -4,11 +4,13 @@
 #   tests/tools/mutation.sh                                  every file in scope (slow)
 #   tests/tools/mutation.sh --file src/lock/flock_backend.cpp    one file
 #   tests/tools/mutation.sh --file src/plan.cpp --sample 20 --seed 7   20 mutants of it
+#   tests/tools/mutation.sh --file src/plan.cpp --mutants 12,40   these two again
 #   tests/tools/mutation.sh --list [--file F]                print the mutants, run nothing
 #
 # Mutants come from tests/tools/mutate.py (one change each, numbered deterministically).
-# Nothing in the repository is changed: the tree is copied to WORK/tree (default
-# build-mutation/, --work DIR) and built in WORK/tree/build, at nice 19 with -j1 (--jobs N).
+# Nothing in the repository is changed, and its files are read once, at the start: the
+# tree is copied to WORK/tree (default build-mutation/, --work DIR) and built in
+# WORK/tree/build, at nice 19 with -j1 (--jobs N).
 # For each mutant:
 #   1. it is compiled with the build's own flags (warnings are errors); if that fails it is
 #      "stillborn" (not counted);
@@ -67,12 +69,14 @@ die() {
 }
 usage() {
   sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
-  echo "options: --file F (repeatable), --sample N, --seed S (default 1), --list, --work DIR,"
+  echo "options: --file F (repeatable), --sample N, --seed S (default 1), --mutants 3,17 (these"
+  echo "         numbers only), --list, --work DIR,"
   echo "         --report FILE, --timeout S, --jobs N, --no-baseline (trust the unmutated tests)"
 }
 
 files=()
 sample=""
+only=""
 seed=1
 list_only=0
 work="$root/build-mutation"
@@ -95,6 +99,11 @@ while (($#)); do
   --seed)
     [[ "${2:-}" =~ ^[0-9]+$ ]] || die "--seed needs a number, not '${2:-}'"
     seed=$2
+    shift 2
+    ;;
+  --mutants)
+    [[ "${2:-}" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--mutants needs numbers like 3,17,40, not '${2:-}'"
+    only=$2
     shift 2
     ;;
   --list)
@@ -142,10 +151,14 @@ done
 # mutants FILE: the mutants to run, as mutate.py lists them (sampled with --sample)
 mutants() {
   local all
-  all="$(cd "$root" && python3 "$mutate" list "$1" "$equivalent_list")" || die "mutate.py failed on $1"
-  if [[ -n "$sample" ]]; then
-    local ids
-    ids="$(cd "$root" && python3 "$mutate" sample "$1" "$sample" "$seed" | paste -sd'|')"
+  local from=$root
+  [[ ! -f "$work/orig/$1" ]] || from=$work/orig
+  all="$(cd "$from" && python3 "$mutate" list "$1" "$equivalent_list")" || die "mutate.py failed on $1"
+  if [[ -n "$sample" || -n "$only" ]]; then
+    local ids=${only//,/|}
+    if [[ -n "$sample" ]]; then
+      ids="$(cd "$from" && python3 "$mutate" sample "$1" "$sample" "$seed" | paste -sd'|')"
+    fi
     awk -F'\t' -v ids="$ids" 'BEGIN { n = split(ids, a, "|"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
       want[$1]' <<<"$all"
   else
@@ -188,11 +201,17 @@ fi
 for f in "${scope[@]}"; do
   [[ -f "$tree/$f" ]] && touch "$tree/$f"
 done
+# The originals, as they were when the run started: mutants are made from these.
+rm -rf "$work/orig"
+for f in "${files[@]}"; do
+  mkdir -p "$work/orig/$(dirname "$f")"
+  cp "$root/$f" "$work/orig/$f"
+done
 token="loto-mutation.$$.$RANDOM"
 current=""
 cleanup() {
   if [[ -n "$current" ]]; then
-    cp "$root/$current" "$tree/$current" # back to the original, with a new mtime
+    cp "$work/orig/$current" "$tree/$current" # back to the original, with a new mtime
   fi
 }
 trap cleanup EXIT
@@ -312,7 +331,7 @@ for f in "${files[@]}"; do
     n=$((n + 1))
     m_start=$SECONDS
     mlog="$work/logs/mutant.log"
-    python3 "$mutate" apply "$root/$f" "$id" "$tree/$f"
+    python3 "$mutate" apply "$work/orig/$f" "$id" "$tree/$f"
     if [[ -n "$reason" ]]; then
       status="equivalent"
       why="listed"
@@ -376,7 +395,7 @@ for f in "${files[@]}"; do
       "$rule" "$status" "$((SECONDS - m_start))" "$why" >&2
   done 3<<<"$mutant_list"
   # back to the original (with a new mtime) and its object, for the next file or run
-  cp "$root/$f" "$tree/$f"
+  cp "$work/orig/$f" "$tree/$f"
   current=""
   cp "$base" "$obj"
   counted=$((n - equivalent - stillborn))
