@@ -291,6 +291,52 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   [ "$(stat -c %h "$LOCK.away")" -eq 1 ]
 }
 
+@test "L11 root's own symlinks on the way: up to 40 followed (relative and absolute), a 41st is 73 ELOOP" {
+  # a chain s40 -> s39 -> ... -> s2 -> s1 -> $T/links/d (s1 absolute, the rest relative)
+  local links="$T/links" i
+  mkdir -m 755 "$links" "$links/d"
+  ln -s "$links/d" "$links/s1"
+  for ((i = 2; i <= 41; i++)); do
+    ln -s "s$((i - 1))" "$links/s$i"
+  done
+  run_loto -L "$links/s40/x.lock" -- touch "$T/ran"
+  assert_status 0
+  [ -f "$T/ran" ] && rm "$T/ran"
+  [ -f "$links/d/x.lock" ]
+  run_loto -L "$links/s41/x.lock" -- touch "$T/ran"
+  assert_status 73
+  assert_error_line "'$links/s41/x.lock'" "Too many levels of symbolic links"
+  assert_not_ran
+}
+
+@test "L11 a root symlink to another user's directory (absolute, or relative through ..): 77 naming that directory" {
+  mkdir -m 755 "$T/evil" "$T/links"
+  chown nobody:nogroup "$T/evil"
+  ln -s "$T/evil" "$T/links/abs"
+  ln -s ../evil "$T/links/up"
+  local link
+  for link in abs up; do
+    run_loto -L "$T/links/$link/x.lock" -- touch "$T/ran"
+    assert_status 77
+    # the directory is named as the walk resolved it, whichever way the link led there
+    assert_error_line "'$T/links/$link/x.lock'" "directory '$T/evil' on its path" "owned by uid $(id -u nobody)"
+    assert_not_ran
+  done
+  [ -z "$(ls -A "$T/evil")" ]
+}
+
+@test "L05 another user's lock file in a directory only root can write is used as it is (not a shared directory)" {
+  mkdir -m 755 "$T/private"
+  printf 'keep\n' >"$T/private/x.lock"
+  chown nobody:nogroup "$T/private/x.lock"
+  chmod 0644 "$T/private/x.lock"
+  snap_save lockfile "$T/private"
+  run_loto -L "$T/private/x.lock" -- touch "$T/ran"
+  assert_status 0
+  [ -f "$T/ran" ]
+  snap_check lockfile
+}
+
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
   as_nobody mkdir -m 755 "$SHARED/evil"
   snap_save outside "$VICTIM" "$SHARED"
