@@ -66,7 +66,7 @@ l02_symlink_to_secret() {
 
 l04_special_files() {
   local kind reason t0 t1
-  for kind in fifo directory socket chardev; do
+  for kind in fifo directory socket chardev blockdev; do
     rm -rf "$LOCK" "$T/ran"
     case $kind in
     fifo)
@@ -84,6 +84,10 @@ l04_special_files() {
     chardev)
       mknod -m 666 "$LOCK" c 1 3 # what /dev/null is
       reason="a character device"
+      ;;
+    blockdev)
+      mknod -m 666 "$LOCK" b 7 0 # what /dev/loop0 is
+      reason="a block device"
       ;;
     esac
     snap_save outside "$VICTIM" "$SHARED"
@@ -191,7 +195,7 @@ time.sleep(30)' "$LOCK"
   lock_is_free "$VICTIM/secret"
 }
 
-@test "L04 FIFO, directory, socket or device at the lock path: 77 at once, never opened" {
+@test "L04 FIFO, directory, socket or device (character or block) at the lock path: 77 at once, never opened" {
   l04_special_files
 }
 
@@ -335,6 +339,27 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   assert_status 0
   [ -f "$T/ran" ]
   snap_check lockfile
+}
+
+@test "L15 a user who may not open the lock file, or reach its directory: 73 at once, with the reason and advice" {
+  # nobody's own directory (root's walk would refuse it: the answer must come from open)
+  mkdir -m 755 "$T/nb"
+  chown nobody:nogroup "$T/nb"
+  : >"$T/nb/root-only.lock"
+  chmod 0600 "$T/nb/root-only.lock"
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -t 5 \
+    -L "$T/nb/root-only.lock" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot open lock file '$T/nb/root-only.lock': Permission denied" \
+    "(run as a user who may create it, or choose another path)"
+  assert_not_ran "$T/nb/ran"
+  # a directory that does not exist
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" \
+    -L "$T/nb/missing/x.lock" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot open the directory of lock file '$T/nb/missing/x.lock': No such file or directory" \
+    "(create the directory, or set lock_dir or the resource's path)"
+  assert_not_ran "$T/nb/ran"
 }
 
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
