@@ -30,8 +30,9 @@ Usage (FILE is a path relative to the current directory, as the equivalent list 
   mutate.py object BUILD_DIR SRC      prints the path of SRC's object file in BUILD_DIR
 
 The equivalent list (tests/tools/mutation-equivalent.txt) holds records separated by blank
-lines; '#' lines are comments. A record is four lines: the file, the mutated code as
-'- OLD' and '+ NEW' (as `list` prints them), and 'reason: WHY'.
+lines; '#' lines are comments. A record is the file, the mutated code as '- OLD' and
+'+ NEW' (as `list` prints them), optionally 'occurrence: N' (only the Nth line of the file
+holding OLD, when the same code appears more than once), and 'reason: WHY'.
 """
 
 import json
@@ -293,16 +294,20 @@ def read_equivalent(path):
             len(rows) < 4
             or not rows[1].startswith("- ")
             or not rows[2].startswith("+")
-            or not rows[3].startswith("reason: ")
-            or not rows[3][8:].strip()
+            or not re.match(r"(reason: \S|occurrence: [1-9][0-9]*$)", rows[3])
+            or (rows[3].startswith("occurrence") and not (len(rows) > 4 and rows[4].startswith("reason: ")))
         ):
             sys.stderr.write(
                 f"mutate.py: {path}: record {number} ({rows[0].strip()}) is not "
                 "FILE / '- OLD' / '+ NEW' / 'reason: WHY'\n"
             )
             sys.exit(65)
+        occurrence = 0
+        if rows[3].startswith("occurrence: "):
+            occurrence = int(rows[3].split()[1])
+            rows = rows[:3] + rows[4:]
         reason = " ".join([rows[3][8:].strip()] + [r.strip() for r in rows[4:]])
-        listed[(rows[0].strip(), squash(rows[1][2:]), squash(rows[2][1:]))] = reason
+        listed[(rows[0].strip(), squash(rows[1][2:]), squash(rows[2][1:]), occurrence)] = reason
     return listed
 
 
@@ -343,7 +348,11 @@ def main(argv):
         out = []
         for number, mutant in enumerate(mutants, 1):
             old, new = describe(lines, mutant)
-            reason = listed.get((argv[2], squash(old), squash(new)), "")
+            # which occurrence of this code in the file (1: the first line holding it)
+            first = squash(lines[mutant.edits[0][0]])
+            occurrence = sum(1 for k in range(mutant.edits[0][0] + 1) if squash(lines[k]) == first)
+            key = (argv[2], squash(old), squash(new))
+            reason = listed.get(key + (occurrence,), "") or listed.get(key + (0,), "")
             out.append(f"{number}\t{mutant.line}\t{mutant.rule}\t- {old}\t+ {new}\t{reason}\n")
         sys.stdout.write("".join(out))
         return 0
