@@ -442,6 +442,31 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   snap_check outside
 }
 
+@test "L14 the holder named is the one holding this lock file, whatever other flocks the machine holds" {
+  local order real="" other=""
+  for order in other-first real-first; do
+    if [[ -n "$real" ]]; then
+      release_lock "$real"
+      release_lock "$other"
+    fi
+    if [[ $order == other-first ]]; then
+      hold_lock "$T/other.lock" other
+      other=$HOLDER
+      hold_lock "$LOCK" real
+      real=$HOLDER
+    else
+      hold_lock "$LOCK" real
+      real=$HOLDER
+      hold_lock "$T/other.lock" other
+      other=$HOLDER
+    fi
+    run_loto -L cpu -- touch "$T/ran"
+    assert_status 75
+    assert_notice_line "'$LOCK'" "held by pid $real: "
+    assert_not_ran
+  done
+}
+
 @test "L14 another user holds root's lock file read-only: 75 after the timeout, holder named" {
   l14_attacker_holds_lock
 }
