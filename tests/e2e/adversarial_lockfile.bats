@@ -362,6 +362,65 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   assert_not_ran "$T/nb/ran"
 }
 
+# The replacer for L10 "replaced 100 times": holds the lock file at argv[1]; each time the
+# waiter (pid in argv[2]'s file) blocks on the file held, it replaces that file by a new
+# one, which it locks, and lets go of the old one: the waiter wakes up on a stale file.
+# Prints how many replacements it made before the waiter was gone (at most 150).
+REPLACER_PY='
+import fcntl, os, sys, time
+path, pid_file = sys.argv[1], sys.argv[2]
+def take():
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+def waiting_on(ino):
+    with open("/proc/locks") as f:
+        return any(l.split()[1] == "->" and l.split()[6].split(":")[-1] == str(ino) for l in f)
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+fd = take()
+open(path + ".ready", "w").close()
+deadline = time.monotonic() + 10
+while not os.path.exists(pid_file) and time.monotonic() < deadline:
+    time.sleep(0.005)
+pid = int(open(pid_file).read())
+rounds = 0
+while rounds < 150:
+    ino = os.fstat(fd).st_ino
+    deadline = time.monotonic() + 10
+    while not waiting_on(ino) and not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if gone(pid) or time.monotonic() >= deadline:
+        break
+    os.unlink(path)
+    new = take()
+    os.close(fd)
+    fd = new
+    rounds += 1
+print(rounds, flush=True)
+'
+
+@test "L10 lock file replaced 100 times while a waiter waits: 77 after exactly 100 tries, nothing ran" {
+  spawn -n replacer "$PY" -c "$REPLACER_PY" "$LOCK" "$T/waiter.pid"
+  local replacer=$SPAWNED
+  wait_for_file "$LOCK.ready"
+  spawn -n waiter lotoc -w -L cpu -- touch "$T/ran"
+  local waiter=$SPAWNED
+  echo "$waiter" >"$T/waiter.pid"
+  wait_exit "$waiter" 20
+  echo "waiter: status $STATUS, $(cat "$T/waiter.err")" >&2
+  [ "$STATUS" -eq 77 ]
+  grep -q "refusing lock file '$LOCK': it keeps being replaced while loto waits" "$T/waiter.err"
+  wait_exit "$replacer" 10
+  echo "replacements: $(cat "$T/replacer.out")" >&2
+  [ "$(cat "$T/replacer.out")" -eq 100 ]
+  assert_not_ran
+}
+
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
   as_nobody mkdir -m 755 "$SHARED/evil"
   snap_save outside "$VICTIM" "$SHARED"
