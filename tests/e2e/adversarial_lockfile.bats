@@ -421,6 +421,19 @@ print(rounds, flush=True)
   assert_not_ran
 }
 
+@test "L15 a lock path through a regular file: 73 'Not a directory', as root and not" {
+  printf 'data\n' >"$T/plain"
+  chmod 0644 "$T/plain"
+  run_loto -L "$T/plain/x.lock" -- touch "$T/ran"
+  assert_status 73
+  assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
+  assert_not_ran
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$T/plain/x.lock" -- true
+  assert_status 73
+  assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
+  [ "$(cat "$T/plain")" = data ]
+}
+
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
   as_nobody mkdir -m 755 "$SHARED/evil"
   snap_save outside "$VICTIM" "$SHARED"
