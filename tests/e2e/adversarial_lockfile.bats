@@ -360,6 +360,14 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   assert_error_line "cannot open the directory of lock file '$T/nb/missing/x.lock': No such file or directory" \
     "(create the directory, or set lock_dir or the resource's path)"
   assert_not_ran "$T/nb/ran"
+  # a lock file directly under / (its directory is "/"), which nobody may not create
+  local top="/loto-test-absent-$$.lock"
+  [ ! -e "$top" ]
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$top" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot create lock file '$top': Permission denied"
+  assert_not_ran "$T/nb/ran"
+  [ ! -e "$top" ]
 }
 
 # The replacer for L10 "replaced 100 times": holds the lock file at argv[1]; each time the
