@@ -211,6 +211,7 @@ token="loto-mutation.$$.$RANDOM"
 current=""
 cleanup() {
   sweep
+  [[ -z "${scratch:-}" ]] || rm -rf "$scratch"
   if [[ -n "$current" ]]; then
     cp "$work/orig/$current" "$tree/$current" # back to the original, with a new mtime
   fi
@@ -219,12 +220,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The tests of a mutant get a private, empty /tmp (a tmpfs in their own mount namespace),
-# so what a killed run leaves there vanishes with it, and paths keep their usual length.
+# The tests of a mutant see a private, empty /tmp: in their own mount namespace, the
+# directory $scratch (on /tmp's own filesystem, so device numbers and path lengths are as
+# usual) is mounted over /tmp; whatever a killed run leaves there is deleted after it.
+scratch="$(mktemp -d /tmp/loto-mutation.XXXXXX)"
+chmod 1777 "$scratch"
 isolate=()
-if unshare --mount sh -c 'mount -t tmpfs tmpfs /tmp' >/dev/null 2>&1; then
-  # shellcheck disable=SC2016 # "$@" is for that sh
-  isolate=(unshare --mount sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec "$@"' sh)
+# shellcheck disable=SC2016 # "$@" and "$0" are for that sh
+if unshare --mount sh -c 'mount --bind "$0" /tmp' "$scratch" >/dev/null 2>&1; then
+  isolate=(unshare --mount sh -c 'mount --bind "$0" /tmp && exec "$@"' "$scratch")
 else
   echo "mutation: no private /tmp here (unshare --mount); a killed run may leave /tmp/bats-run-*" >&2
 fi
@@ -263,6 +267,7 @@ run_tests() {
     st=("${PIPESTATUS[@]}")
     set -e
     sweep
+    find "$scratch" -mindepth 1 -delete 2>/dev/null || true
     if ((st[2] == 0)); then
       return 1 # a bats case failed
     elif ((st[0] == 124 || st[0] == 137)); then
