@@ -542,7 +542,9 @@ print(rounds, flush=True)
     fi
     run_loto -L cpu -- touch "$T/ran"
     assert_status 75
-    assert_notice_line "'$LOCK'" "held by pid $real: "
+    # the holder's whole command line, and nothing after it (nobody waits: no "N waiting")
+    assert_notice_line "'$LOCK'" "held by pid $real: flock -x $LOCK sh -c " \
+      " sh $T/real.ready; the command was not run"
     assert_not_ran
   done
 }
