@@ -317,7 +317,7 @@ for f in "${files[@]}"; do
     die "the unmutated $f does not compile: $work/logs/base-compile.log"
   objcopy --strip-debug "$base" "$base.stripped"
   for rx in "${tests[@]}"; do
-    ctest --test-dir "$build" -N -R "$rx" | grep -q 'Test *#' ||
+    [[ "$(ctest --test-dir "$build" -N -R "$rx")" == *"Test "*"#"* ]] ||
       die "no test matches '$rx' (the map of $f in $0)"
   done
   limit=${timeout_s:-}
