@@ -351,6 +351,22 @@ TEST_CASE("two spellings of one lock file through a symlinked directory are one 
   (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+TEST_CASE("lock files are taken in the order of their full paths, directory by directory",
+          "[plan]") {
+  std::string templ = "/tmp/loto-plan-XXXXXX";
+  REQUIRE(::mkdtemp(templ.data()) != nullptr);
+  const std::string dir = templ;
+  REQUIRE(::mkdir((dir + "/a").c_str(), 0755) == 0);
+
+  // "DIR/a/b" sorts before "DIR/z": the component "a" before "z", whatever the depth
+  CHECK(paths_of(make_plan(run({dir + "/z", dir + "/a/b"}), Config{}, {})) ==
+        Strings{dir + "/a/b", dir + "/z"});
+  CHECK(paths_of(make_plan(run({dir + "/a/b", dir + "/z"}), Config{}, {})) ==
+        Strings{dir + "/a/b", dir + "/z"});
+
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST_CASE("wait_limit follows -w, -t and the config", "[plan]") {
   CliOptions cli = run({"cpu"});
   SECTION("no wait") {
