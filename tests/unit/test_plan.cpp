@@ -351,7 +351,7 @@ TEST_CASE("two spellings of one lock file through a symlinked directory are one 
   (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
-TEST_CASE("lock files are taken in the order of their full paths, directory by directory",
+TEST_CASE("lock files are taken in the order of their full paths one component at a time",
           "[plan]") {
   std::string templ = "/tmp/loto-plan-XXXXXX";
   REQUIRE(::mkdtemp(templ.data()) != nullptr);
