@@ -287,7 +287,7 @@ failure_of() {
   if [[ -n "$case_line" ]]; then
     echo "by $test_name: ${case_line#*: }"
   else
-    sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) \((.*)\)$/by \1 (\2)/p' "$1" | head -1
+    sed -nE 's/^[[:space:]]*[0-9]+ - (.+) \(([^()]+)\)$/by \1 (\2)/p' "$1" | head -1
   fi
 }
 
