@@ -19,7 +19,8 @@
 #      in tests/tools/mutation-equivalent.txt;
 #   3. otherwise loto is relinked and the tests that cover the file (the map below) run one
 #      by one, stopping at the first failure: "killed"; all passed: "survived"; over the
-#      per-mutant time limit (--timeout S, default 3 x the unmutated run, at least 60 s):
+#      per-mutant time limit (--timeout S, default 5 x the unmutated run, at least 120 s,
+#      so that a survivor slowed down by a busy machine is not taken for a hang):
 #      "timed out", which counts as killed.
 # It prints a table per file (score = (killed + timed out) / (mutants - equivalent -
 # stillborn)) and writes every survivor's diff to WORK/survivors.txt (--report FILE).
@@ -325,7 +326,7 @@ for f in "${files[@]}"; do
     t0=$SECONDS
     run_tests "$work/logs/baseline.log" 1800 "${tests[@]}" ||
       die "the tests of $f fail on the unmutated copy: $work/logs/baseline.log"
-    [[ -n "$limit" ]] || limit=$((3 * (SECONDS - t0) > 60 ? 3 * (SECONDS - t0) : 60))
+    [[ -n "$limit" ]] || limit=$((5 * (SECONDS - t0) > 120 ? 5 * (SECONDS - t0) : 120))
     echo "mutation: $f: its tests take $((SECONDS - t0)) s unmutated; limit per mutant ${limit} s" >&2
   fi
   [[ -n "$limit" ]] || limit=300
