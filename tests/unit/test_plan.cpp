@@ -367,6 +367,41 @@ TEST_CASE("lock files are taken in the order of their full paths one component a
   (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+TEST_CASE("lock files of one name in two directories are two locks", "[plan]") {
+  std::string templ = "/tmp/loto-plan-XXXXXX";
+  REQUIRE(::mkdtemp(templ.data()) != nullptr);
+  const std::string dir = templ;
+  REQUIRE(::mkdir((dir + "/a").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((dir + "/b").c_str(), 0755) == 0);
+
+  CHECK(paths_of(make_plan(run({dir + "/b/f", dir + "/a/f"}), Config{}, {})) ==
+        Strings{dir + "/a/f", dir + "/b/f"});
+
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST_CASE("the waiting setting names the layer that decided it", "[plan]") {
+  const Config config = config_of("defaults:\n  wait: true\n");
+  CHECK(shown(make_plan(run({"cpu"}), config, {}), "waiting") == "wait <- test.yaml:2");
+  CliOptions cli = run({"cpu"});
+  cli.timeout = 5s;
+  CHECK(shown(make_plan(cli, config, {}), "waiting") == "wait up to 5s <- command line");
+}
+
+TEST_CASE("a configured etcd section reaches the plan and --show-config", "[plan][etcd]") {
+  const Config config = config_of(R"(etcd:
+  endpoints: [http://10.0.0.1:2379, http://10.0.0.2:2379]
+  ttl: 30s
+)");
+  const Plan plan = make_plan(run({"cpu"}), config, {});
+  CHECK(plan.etcd.ttl == 30s);
+  CHECK(plan.etcd.endpoints == Strings{"http://10.0.0.1:2379", "http://10.0.0.2:2379"});
+  CHECK(shown(plan, "etcd.ttl") == "30s <- test.yaml:3");
+  CHECK(shown(plan, "etcd.endpoints") ==
+        "http://10.0.0.1:2379,http://10.0.0.2:2379 <- test.yaml:2");
+  CHECK(shown(plan, "etcd.prefix") == "loto/ <- built-in");
+}
+
 TEST_CASE("wait_limit follows -w, -t and the config", "[plan]") {
   CliOptions cli = run({"cpu"});
   SECTION("no wait") {
