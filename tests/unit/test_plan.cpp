@@ -402,6 +402,20 @@ TEST_CASE("a configured etcd section reaches the plan and --show-config", "[plan
   CHECK(shown(plan, "etcd.prefix") == "loto/ <- built-in");
 }
 
+TEST_CASE("a resource with backend flock is a lock file, even when etcd is set up", "[plan]") {
+  const Config config = config_of(R"(lock_dir: /nonexistent-loto-unit
+etcd:
+  endpoints: [http://127.0.0.1:2379]
+resources:
+  db:
+    backend: flock
+)");
+  const Plan plan = make_plan(run({"db"}), config, {});
+  REQUIRE(plan.locks.size() == 1);
+  CHECK(plan.locks[0].kind == loto::LockKind::flock);
+  CHECK(plan.locks[0].path == "/nonexistent-loto-unit/loto.db");
+}
+
 TEST_CASE("wait_limit follows -w, -t and the config", "[plan]") {
   CliOptions cli = run({"cpu"});
   SECTION("no wait") {
