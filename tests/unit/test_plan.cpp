@@ -416,6 +416,12 @@ resources:
   CHECK(plan.locks[0].path == "/nonexistent-loto-unit/loto.db");
 }
 
+TEST_CASE("a configured metrics_dir reaches the plan and --show-config", "[plan]") {
+  const Plan plan = make_plan(run({"cpu"}), config_of("metrics_dir: /var/lib/loto-unit\n"), {});
+  CHECK(plan.metrics_dir == "/var/lib/loto-unit");
+  CHECK(shown(plan, "metrics_dir") == "/var/lib/loto-unit <- test.yaml:1");
+}
+
 TEST_CASE("wait_limit follows -w, -t and the config", "[plan]") {
   CliOptions cli = run({"cpu"});
   SECTION("no wait") {
