@@ -66,7 +66,7 @@ l02_symlink_to_secret() {
 
 l04_special_files() {
   local kind reason t0 t1
-  for kind in fifo directory socket chardev; do
+  for kind in fifo directory socket chardev blockdev; do
     rm -rf "$LOCK" "$T/ran"
     case $kind in
     fifo)
@@ -84,6 +84,10 @@ l04_special_files() {
     chardev)
       mknod -m 666 "$LOCK" c 1 3 # what /dev/null is
       reason="a character device"
+      ;;
+    blockdev)
+      mknod -m 666 "$LOCK" b 7 0 # what /dev/loop0 is
+      reason="a block device"
       ;;
     esac
     snap_save outside "$VICTIM" "$SHARED"
@@ -191,7 +195,7 @@ time.sleep(30)' "$LOCK"
   lock_is_free "$VICTIM/secret"
 }
 
-@test "L04 FIFO, directory, socket or device at the lock path: 77 at once, never opened" {
+@test "L04 FIFO, directory, socket or device (character or block) at the lock path: 77 at once, never opened" {
   l04_special_files
 }
 
@@ -284,6 +288,160 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   lock_swap_check replace "$LOCK" cpu
 }
 
+@test "L10 lock file renamed away (still linked) while a waiter waits: the waiter never overlaps the new holder" {
+  # the old file keeps one link (as $LOCK.away): only its device and inode differ from the
+  # file the path names now, which C holds while B wakes up on the old one
+  lock_swap_check rename "$LOCK" cpu
+  [ "$(stat -c %h "$LOCK.away")" -eq 1 ]
+}
+
+@test "L11 root's own symlinks on the way: up to 40 followed (relative and absolute), a 41st is 73 ELOOP" {
+  # a chain s40 -> s39 -> ... -> s2 -> s1 -> $T/links/d (s1 absolute, the rest relative)
+  local links="$T/links" i
+  mkdir -m 755 "$links" "$links/d"
+  ln -s "$links/d" "$links/s1"
+  for ((i = 2; i <= 41; i++)); do
+    ln -s "s$((i - 1))" "$links/s$i"
+  done
+  run_loto -L "$links/s40/x.lock" -- touch "$T/ran"
+  assert_status 0
+  [ -f "$T/ran" ] && rm "$T/ran"
+  [ -f "$links/d/x.lock" ]
+  run_loto -L "$links/s41/x.lock" -- touch "$T/ran"
+  assert_status 73
+  assert_error_line "'$links/s41/x.lock'" "Too many levels of symbolic links"
+  assert_not_ran
+}
+
+@test "L11 a root symlink to another user's directory (absolute, or relative through ..): 77 naming that directory" {
+  mkdir -m 755 "$T/evil" "$T/links"
+  chown nobody:nogroup "$T/evil"
+  ln -s "$T/evil" "$T/links/abs"
+  ln -s ../evil "$T/links/up"
+  local link
+  for link in abs up; do
+    run_loto -L "$T/links/$link/x.lock" -- touch "$T/ran"
+    assert_status 77
+    # the directory is named as the walk resolved it, whichever way the link led there
+    assert_error_line "'$T/links/$link/x.lock'" "directory '$T/evil' on its path" "owned by uid $(id -u nobody)"
+    assert_not_ran
+  done
+  [ -z "$(ls -A "$T/evil")" ]
+}
+
+@test "L05 another user's lock file in a directory only root can write is used as it is (not a shared directory)" {
+  mkdir -m 755 "$T/private"
+  printf 'keep\n' >"$T/private/x.lock"
+  chown nobody:nogroup "$T/private/x.lock"
+  chmod 0644 "$T/private/x.lock"
+  snap_save lockfile "$T/private"
+  run_loto -L "$T/private/x.lock" -- touch "$T/ran"
+  assert_status 0
+  [ -f "$T/ran" ]
+  snap_check lockfile
+}
+
+@test "L15 a user who may not open the lock file, or reach its directory: 73 at once, with the reason and advice" {
+  # nobody's own directory (root's walk would refuse it: the answer must come from open)
+  mkdir -m 755 "$T/nb"
+  chown nobody:nogroup "$T/nb"
+  : >"$T/nb/root-only.lock"
+  chmod 0600 "$T/nb/root-only.lock"
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -t 5 \
+    -L "$T/nb/root-only.lock" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot open lock file '$T/nb/root-only.lock': Permission denied" \
+    "(run as a user who may create it, or choose another path)"
+  assert_not_ran "$T/nb/ran"
+  # a directory that does not exist
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" \
+    -L "$T/nb/missing/x.lock" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot open the directory of lock file '$T/nb/missing/x.lock': No such file or directory" \
+    "(create the directory, or set lock_dir or the resource's path)"
+  assert_not_ran "$T/nb/ran"
+  # a lock file directly under / (its directory is "/"), which nobody may not create
+  local top="/loto-test-absent-$$.lock"
+  [ ! -e "$top" ]
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$top" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot create lock file '$top': Permission denied"
+  assert_not_ran "$T/nb/ran"
+  [ ! -e "$top" ]
+}
+
+# The replacer for L10 "replaced 100 times": holds the lock file at argv[1]; each time the
+# waiter (pid in argv[2]'s file) blocks on the file held, it replaces that file by a new
+# one, which it locks, and lets go of the old one: the waiter wakes up on a stale file.
+# Prints how many replacements it made before the waiter was gone (at most 150).
+REPLACER_PY='
+import fcntl, os, sys, time
+path, pid_file = sys.argv[1], sys.argv[2]
+def take():
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+def waiting_on(ino):
+    with open("/proc/locks") as f:
+        return any(l.split()[1] == "->" and l.split()[6].split(":")[-1] == str(ino) for l in f)
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+fd = take()
+open(path + ".ready", "w").close()
+deadline = time.monotonic() + 10
+while not os.path.exists(pid_file) and time.monotonic() < deadline:
+    time.sleep(0.005)
+pid = int(open(pid_file).read())
+rounds = 0
+while rounds < 150:
+    ino = os.fstat(fd).st_ino
+    deadline = time.monotonic() + 10
+    while not waiting_on(ino) and not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if gone(pid) or time.monotonic() >= deadline:
+        break
+    os.unlink(path)
+    new = take()
+    os.close(fd)
+    fd = new
+    rounds += 1
+print(rounds, flush=True)
+'
+
+@test "L10 lock file replaced 100 times while a waiter waits: 77 after exactly 100 tries, nothing ran" {
+  spawn -n replacer "$PY" -c "$REPLACER_PY" "$LOCK" "$T/waiter.pid"
+  local replacer=$SPAWNED
+  wait_for_file "$LOCK.ready"
+  spawn -n waiter lotoc -w -L cpu -- touch "$T/ran"
+  local waiter=$SPAWNED
+  echo "$waiter" >"$T/waiter.pid"
+  wait_exit "$waiter" 20
+  echo "waiter: status $STATUS, $(cat "$T/waiter.err")" >&2
+  [ "$STATUS" -eq 77 ]
+  grep -q "refusing lock file '$LOCK': it keeps being replaced while loto waits" "$T/waiter.err"
+  wait_exit "$replacer" 10
+  echo "replacements: $(cat "$T/replacer.out")" >&2
+  [ "$(cat "$T/replacer.out")" -eq 100 ]
+  assert_not_ran
+}
+
+@test "L15 a lock path through a regular file: 73 'Not a directory', as root and not" {
+  printf 'data\n' >"$T/plain"
+  chmod 0644 "$T/plain"
+  run_loto -L "$T/plain/x.lock" -- touch "$T/ran"
+  assert_status 73
+  assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
+  assert_not_ran
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$T/plain/x.lock" -- true
+  assert_status 73
+  assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
+  [ "$(cat "$T/plain")" = data ]
+}
+
 @test "L11 lock directory owned by another user, or writable and not sticky: 77, nothing created" {
   as_nobody mkdir -m 755 "$SHARED/evil"
   snap_save outside "$VICTIM" "$SHARED"
@@ -362,6 +520,33 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
     assert_not_ran
   done
   snap_check outside
+}
+
+@test "L14 the holder named is the one holding this lock file, whatever other flocks the machine holds" {
+  local order real="" other=""
+  for order in other-first real-first; do
+    if [[ -n "$real" ]]; then
+      release_lock "$real"
+      release_lock "$other"
+    fi
+    if [[ $order == other-first ]]; then
+      hold_lock "$T/other.lock" other
+      other=$HOLDER
+      hold_lock "$LOCK" real
+      real=$HOLDER
+    else
+      hold_lock "$LOCK" real
+      real=$HOLDER
+      hold_lock "$T/other.lock" other
+      other=$HOLDER
+    fi
+    run_loto -L cpu -- touch "$T/ran"
+    assert_status 75
+    # the holder's whole command line, and nothing after it (nobody waits: no "N waiting")
+    assert_notice_line "'$LOCK'" "held by pid $real: flock -x $LOCK sh -c " \
+      " sh $T/real.ready; the command was not run"
+    assert_not_ran
+  done
 }
 
 @test "L14 another user holds root's lock file read-only: 75 after the timeout, holder named" {

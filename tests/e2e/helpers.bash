@@ -33,9 +33,10 @@
 #                            synchronise on "loto is now waiting" without sleeping
 #   not CMD...               succeeds when CMD fails (`! CMD` never fails a bats test)
 #   lock_swap_check HOW PATH [ARG]
-#                            the "lock file deleted (HOW=rm) or replaced (HOW=replace)
-#                            while a waiter waits" procedure: fails the test if the waiter
-#                            runs beside the new file's holder (ARG: what -L gets)
+#                            the "lock file deleted (HOW=rm), replaced (HOW=replace) or
+#                            renamed away (HOW=rename) while a waiter waits" procedure:
+#                            fails the test if the waiter runs beside the new file's
+#                            holder (ARG: what -L gets)
 #   signal_storm PID SIG...  sends each SIG to PID over and over (fork-free) until PID is
 #                            gone, 5 s at most; $STORM_ROUNDS counts the rounds
 #   as_nobody CMD...         runs CMD as nobody:nogroup without supplementary groups
@@ -372,21 +373,24 @@ signal_storm() {
   done
 }
 
-# lock_swap_check HOW PATH [ARG]: one run of "the lock file is deleted or replaced while a
-# waiter waits". loto A (lotoc -L ARG; ARG defaults to PATH, it must name PATH) holds
-# PATH; B (lotoc -w -L ARG) waits on it; PATH is then removed (HOW=rm) or replaced by a
-# new file (HOW=replace) and C (lotoc -L ARG) takes the new PATH. When A lets go, B wakes
-# up on the old, unlinked file: it must notice, wait for C, and start only after C ended.
+# lock_swap_check HOW PATH [ARG]: one run of "the lock file is deleted, replaced or renamed
+# away while a waiter waits". loto A (lotoc -L ARG; ARG defaults to PATH, it must name
+# PATH) holds PATH; B (lotoc -w -L ARG) waits on it; PATH is then removed (HOW=rm),
+# replaced by a new file (HOW=replace: the old one is unlinked) or renamed to PATH.away
+# and a new file created at PATH (HOW=rename: the old one keeps its one link, so only
+# its device and inode tell it from the file at PATH), and C (lotoc -L ARG) takes the new
+# PATH. When A lets go, B wakes up on the old file: it must notice, wait for C, and start
+# only after C ended.
 # Fails the test otherwise. Markers: $T/swap.HOW.{A,B,C}.*
 # (single-quoted scripts are for loto to run; the nested function is wait_until's)
 # shellcheck disable=SC2016,SC2317
 lock_swap_check() {
   local how="$1" lock="$2" arg="${3:-$2}" S="$STAMP_SNIPPET" p="$T/swap.$1"
-  [[ "$how" == rm || "$how" == replace ]] || {
-    echo "lock_swap_check: HOW is rm or replace, not '$how'" >&2
+  [[ "$how" == rm || "$how" == replace || "$how" == rename ]] || {
+    echo "lock_swap_check: HOW is rm, replace or rename, not '$how'" >&2
     return 1
   }
-  rm -f "$lock"
+  rm -f "$lock" "$lock.away"
   # queue: none, so that C may take the new file while B still waits on the old one (a
   # fifo queue would rightly keep C behind B); what is checked is that B never runs
   # beside C. A drop-in, so that the test's own config stays as it is.
@@ -404,6 +408,11 @@ lock_swap_check() {
     : >"$lock.swap"
     mv "$lock.swap" "$lock"
     ;;
+  rename)
+    mv "$lock" "$lock.away"
+    : >"$lock"
+    chmod 0644 "$lock"
+    ;;
   esac
   spawn -n "swap.$how.C" lotoc -L "$arg" bash -c "$S"' >"$0.C.start"; touch "$0.C.ready"; '"$(await "$p.C.go")"'; '"$S"' >"$0.C.end"' "$p"
   local C=$SPAWNED
@@ -415,6 +424,10 @@ lock_swap_check() {
   # B either (wrongly) runs now, or goes back to wait on the new file
   _swap_b_started_or_waiting() { [[ -e "$p.B.start" ]] || _has_waiters "$lock" 1; }
   wait_until 5 _swap_b_started_or_waiting
+  if [[ "$how" == rename ]]; then
+    # B let go of the old file before it went back to wait on the new one
+    lock_is_free "$lock.away"
+  fi
   touch "$p.C.go"
   wait_exit "$C" 5
   [ "$STATUS" -eq 0 ]

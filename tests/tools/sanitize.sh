@@ -57,8 +57,9 @@ logs="$build/sanitize-logs"
 rm -rf "$logs"
 mkdir -p "$logs"
 step "ctest: unit and fuzz replay (-j$jobs)"
+# (not mutation.sample: it builds and tests its own copy, without sanitizers)
 # shellcheck disable=SC2086 # CTEST_ARGS is a word list on purpose
-ctest --test-dir "$build" -j"$jobs" --output-on-failure -E '^(e2e|stress)[.]' ${CTEST_ARGS:-} ||
+ctest --test-dir "$build" -j"$jobs" --output-on-failure -E '^(e2e|stress|mutation)[.]' ${CTEST_ARGS:-} ||
   rc=$?
 cp "$build/Testing/Temporary/LastTest.log" "$logs/unit.log" 2>/dev/null || true
 step "ctest: e2e and stress"

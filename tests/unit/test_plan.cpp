@@ -358,6 +358,77 @@ TEST_CASE("two spellings of one lock file through a symlinked directory are one 
   (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+TEST_CASE("lock files are taken in the order of their full paths one component at a time",
+          "[plan]") {
+  std::string templ = "/tmp/loto-plan-XXXXXX";
+  REQUIRE(::mkdtemp(templ.data()) != nullptr);
+  const std::string dir = templ;
+  REQUIRE(::mkdir((dir + "/a").c_str(), 0755) == 0);
+
+  // "DIR/a/b" sorts before "DIR/z": the component "a" before "z", whatever the depth
+  CHECK(paths_of(make_plan(run({dir + "/z", dir + "/a/b"}), Config{}, {})) ==
+        Strings{dir + "/a/b", dir + "/z"});
+  CHECK(paths_of(make_plan(run({dir + "/a/b", dir + "/z"}), Config{}, {})) ==
+        Strings{dir + "/a/b", dir + "/z"});
+
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST_CASE("lock files of one name in two directories are two locks", "[plan]") {
+  std::string templ = "/tmp/loto-plan-XXXXXX";
+  REQUIRE(::mkdtemp(templ.data()) != nullptr);
+  const std::string dir = templ;
+  REQUIRE(::mkdir((dir + "/a").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((dir + "/b").c_str(), 0755) == 0);
+
+  CHECK(paths_of(make_plan(run({dir + "/b/f", dir + "/a/f"}), Config{}, {})) ==
+        Strings{dir + "/a/f", dir + "/b/f"});
+
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST_CASE("the waiting setting names the layer that decided it", "[plan]") {
+  const Config config = config_of("defaults:\n  wait: true\n");
+  CHECK(shown(make_plan(run({"cpu"}), config, {}), "waiting") == "wait <- test.yaml:2");
+  CliOptions cli = run({"cpu"});
+  cli.timeout = 5s;
+  CHECK(shown(make_plan(cli, config, {}), "waiting") == "wait up to 5s <- command line");
+}
+
+TEST_CASE("a configured etcd section reaches the plan and --show-config", "[plan][etcd]") {
+  const Config config = config_of(R"(etcd:
+  endpoints: [http://10.0.0.1:2379, http://10.0.0.2:2379]
+  ttl: 30s
+)");
+  const Plan plan = make_plan(run({"cpu"}), config, {});
+  CHECK(plan.etcd.ttl == 30s);
+  CHECK(plan.etcd.endpoints == Strings{"http://10.0.0.1:2379", "http://10.0.0.2:2379"});
+  CHECK(shown(plan, "etcd.ttl") == "30s <- test.yaml:3");
+  CHECK(shown(plan, "etcd.endpoints") ==
+        "http://10.0.0.1:2379,http://10.0.0.2:2379 <- test.yaml:2");
+  CHECK(shown(plan, "etcd.prefix") == "loto/ <- built-in");
+}
+
+TEST_CASE("a resource with backend flock is a lock file, even when etcd is set up", "[plan]") {
+  const Config config = config_of(R"(lock_dir: /nonexistent-loto-unit
+etcd:
+  endpoints: [http://127.0.0.1:2379]
+resources:
+  db:
+    backend: flock
+)");
+  const Plan plan = make_plan(run({"db"}), config, {});
+  REQUIRE(plan.locks.size() == 1);
+  CHECK(plan.locks[0].kind == loto::LockKind::flock);
+  CHECK(plan.locks[0].path == "/nonexistent-loto-unit/loto.db");
+}
+
+TEST_CASE("a configured metrics_dir reaches the plan and --show-config", "[plan]") {
+  const Plan plan = make_plan(run({"cpu"}), config_of("metrics_dir: /var/lib/loto-unit\n"), {});
+  CHECK(plan.metrics_dir == "/var/lib/loto-unit");
+  CHECK(shown(plan, "metrics_dir") == "/var/lib/loto-unit <- test.yaml:1");
+}
+
 TEST_CASE("wait_limit follows -w, -t and the config", "[plan]") {
   CliOptions cli = run({"cpu"});
   SECTION("no wait") {
