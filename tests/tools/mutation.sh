@@ -46,19 +46,19 @@ targets_for() {
 tests_for() {
   case $1 in
   src/lock/flock_backend.cpp)
-    echo 'e2e\.locking e2e\.adversarial_lockfile e2e\.exit_codes e2e\.signals e2e\.status_line stress\.quick'
+    echo 'e2e\.locking e2e\.adversarial_lockfile e2e\.queue e2e\.exit_codes e2e\.signals e2e\.status_line e2e\.list_json stress\.quick'
     ;;
   src/plan.cpp)
     echo '^unit\. e2e\.config e2e\.cli e2e\.exit_codes e2e\.locking e2e\.adversarial_config e2e\.syslog'
     ;;
   src/executor.cpp)
-    echo 'e2e\.locking e2e\.exit_codes e2e\.signals e2e\.adversarial_lockfile e2e\.syslog e2e\.adversarial_syslog e2e\.metrics e2e\.cli e2e\.config e2e\.status_line e2e\.adversarial_supervision stress\.quick e2e\.etcd$'
+    echo 'e2e\.locking e2e\.exit_codes e2e\.signals e2e\.adversarial_lockfile e2e\.syslog e2e\.adversarial_syslog e2e\.metrics e2e\.cli e2e\.config e2e\.status_line e2e\.adversarial_supervision e2e\.limits e2e\.queue stress\.quick e2e\.etcd$'
     ;;
   src/process.cpp)
-    echo 'e2e\.signals e2e\.adversarial_supervision e2e\.locking e2e\.exit_codes e2e\.status_line e2e\.syslog e2e\.metrics e2e\.cli stress\.quick e2e\.etcd$'
+    echo 'e2e\.signals e2e\.adversarial_supervision e2e\.limits e2e\.locking e2e\.exit_codes e2e\.status_line e2e\.syslog e2e\.metrics e2e\.cli stress\.quick e2e\.etcd$'
     ;;
   src/lock/etcd/etcd_backend.cpp)
-    echo 'e2e\.etcd$ e2e\.etcd_cluster stress\.etcd_quick'
+    echo 'e2e\.etcd$ e2e\.etcd_slots e2e\.etcd_tls e2e\.etcd_cluster stress\.etcd_quick'
     ;;
   *) return 1 ;;
   esac
