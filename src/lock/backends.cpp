@@ -75,21 +75,18 @@ LockState LockBackend::inspect(const LockTarget& target) const {
 }
 
 std::string describe_party(const LockParty& party) {
-  if (party.slot >= 0) {
-    LockParty plain = party;
-    plain.slot = -1;
-    return "slot " + std::to_string(party.slot) + ": " + describe_party(plain);
-  }
+  const std::string slot = party.slot >= 0 ? "slot " + std::to_string(party.slot) + ": " : "";
   if (!party.description.empty()) {
-    return party.description;
+    return slot + party.description;
   }
   if (party.pid <= 0) {
-    return "a process out of sight (another PID namespace?)";
+    return slot + "a process out of sight (another PID namespace?)";
   }
   if (party.command.empty()) {
-    return "pid " + std::to_string(party.pid) + " (exited; a process it started holds the lock)";
+    return slot + "pid " + std::to_string(party.pid) +
+           " (exited; a process it started holds the lock)";
   }
-  return "pid " + std::to_string(party.pid) + ": " + party.command;
+  return slot + "pid " + std::to_string(party.pid) + ": " + party.command;
 }
 
 std::string describe_state(const LockState& state) {

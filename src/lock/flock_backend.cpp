@@ -731,8 +731,10 @@ public:
     }
     // Where the queue decides who is next, its order comes first; otherwise the kernel's.
     const bool ordered = target.fifo || target.slots > 1;
-    state.waiters = ordered ? std::move(queued) : std::move(unqueued);
-    for (auto& party : ordered ? unqueued : queued) {
+    std::vector<LockParty>& first = ordered ? queued : unqueued;
+    std::vector<LockParty>& rest = ordered ? unqueued : queued;
+    state.waiters.swap(first);
+    for (auto& party : rest) {
       const bool listed = std::any_of(state.waiters.begin(),
                                       state.waiters.end(),
                                       [&](const LockParty& w) { return w.pid == party.pid; });
