@@ -169,11 +169,20 @@ def handoff(tools, workers, jobs, repeats):
 
 
 def blocked_waiters(lock):
-    """Number of processes blocked in flock() on `lock` according to /proc/locks."""
-    st = os.stat(lock)
-    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    """Number of processes blocked in flock() on `lock` or on one of its queue tickets
+    (`lock`.qNUMBER: a fifo waiter behind another waits on that one's ticket), according
+    to /proc/locks."""
+    directory, name = os.path.split(lock)
+    inodes = set()
+    for entry in os.listdir(directory):
+        if entry == name or (entry.startswith(name + ".q") and entry[len(name) + 2:].isdigit()):
+            try:
+                st = os.stat(os.path.join(directory, entry))
+            except FileNotFoundError:
+                continue
+            inodes.add(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}")
     with open("/proc/locks") as file:
-        return sum(1 for line in file if "->" in line and inode in line)
+        return sum(1 for line in file if "->" in line and line.split()[-3] in inodes)
 
 
 def process_cost(pid):
@@ -484,7 +493,7 @@ def etcd_handoff_sample(et, tool, settle):
     if codes != (0, 0):
         raise SystemExit(f"bench: etcd handoff ({tool}): exit statuses {codes}")
     with open(stamps) as file:
-        pairs = sorted(tuple(map(int, line.split())) for line in file)
+        pairs = sorted(tuple(map(int, line.split()[:2])) for line in file)
     with open(counter) as file:
         count = int(file.read())
     if len(pairs) != 2 or count != 2 or pairs[1][0] < pairs[0][1]:

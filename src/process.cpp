@@ -645,8 +645,9 @@ private:
 };
 
 // Collects the exited children: the command's status once it is among them, and the
-// orphans loto adopted as their subreaper.
-void reap_children(pid_t command, std::optional<CommandOutcome>& finished) {
+// orphans loto adopted as their subreaper. Returns false once loto has no child left (and
+// so no process of the job: its orphans would be loto's children).
+bool reap_children(pid_t command, std::optional<CommandOutcome>& finished) {
   for (;;) {
     int status = 0;
     const pid_t reaped = ::waitpid(-1, &status, WNOHANG);
@@ -654,7 +655,7 @@ void reap_children(pid_t command, std::optional<CommandOutcome>& finished) {
       continue;
     }
     if (reaped <= 0) {
-      return;
+      return !(reaped < 0 && errno == ECHILD);
     }
     if (reaped == command) {
       finished = WIFSIGNALED(status) ? CommandOutcome{exit_code::signal_base + WTERMSIG(status),
@@ -719,6 +720,10 @@ public:
   }
 
 private:
+  bool job_remains() const {
+    return m_children_left && loto::job_remains();
+  }
+
   // With the main process gone: whether the loop may end now.
   bool done() {
     if (m_state.stopping()) {
@@ -771,7 +776,7 @@ private:
 
   void on_signal(int signal) {
     if (signal == SIGCHLD) {
-      reap_children(m_pid, m_finished);
+      m_children_left = reap_children(m_pid, m_finished);
     } else if (signal == SIGINT || signal == SIGQUIT || signal == 0) {
       // SIGINT and SIGQUIT come from a terminal's Ctrl-C and Ctrl-\, which reach the
       // whole foreground process group, the command included. A kill aimed at the group
@@ -796,6 +801,7 @@ private:
   std::optional<MonotonicTime> m_warn_at;
   std::optional<MonotonicTime> m_leftovers_from;
   bool m_leftovers_seen = false;
+  bool m_children_left = true; // false once waitpid() said there is no child at all
 };
 
 } // namespace
