@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include "config.hpp"
 #include "error.hpp"
 #include "text.hpp"
 
@@ -241,8 +242,9 @@ CliOptions parse_cli(const std::vector<std::string>& args) {
       }
       (key == "max-runtime" ? options.max_runtime : options.kill_after) = limit;
     } else if (key == "leftovers") {
-      if (value != "leave" && value != "wait" && value != "kill") {
-        usage_error("invalid --leftovers " + quoted(value) + " (one of: leave, wait, kill)");
+      if (!parse_leftover_mode(value)) {
+        usage_error("invalid --leftovers " + quoted(value) +
+                    " (one of: " + join(leftover_mode_names(), ", ") + ")");
       }
       options.leftovers = value;
     } else if (key == "config") {

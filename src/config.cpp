@@ -31,11 +31,6 @@ namespace {
 
 constexpr std::size_t k_max_config_size = std::size_t{1024} * 1024;
 
-// What loto does with processes the job leaves behind (`leftovers:`).
-std::vector<std::string> leftover_modes() {
-  return {"leave", "wait", "kill"};
-}
-
 [[noreturn]] void config_error(const std::string& message) {
   throw Error(exit_code::config, message);
 }
@@ -424,7 +419,7 @@ private:
           } else if (key == "max_runtime" || key == "kill_after" || key == "warn_after") {
             read_job_limit(value, key, policy);
           } else if (key == "leftovers") {
-            policy.leftovers = read_choice(value, key, leftover_modes());
+            policy.leftovers = read_choice(value, key, leftover_mode_names());
           } else if (key == "queue") {
             policy.queue = read_choice(value, key, {"fifo", "none"});
           } else if (key == "slots") {
@@ -791,6 +786,31 @@ Config load_config(const ConfigSource& source) {
     merge_config(config, parse_config(read_trusted_file(path), path));
   }
   return config;
+}
+
+std::vector<std::string> leftover_mode_names() {
+  return {"leave", "wait", "kill"};
+}
+
+const char* leftover_mode_name(LeftoverMode mode) {
+  switch (mode) {
+  case LeftoverMode::wait:
+    return "wait";
+  case LeftoverMode::kill:
+    return "kill";
+  case LeftoverMode::leave:
+    break;
+  }
+  return "leave";
+}
+
+std::optional<LeftoverMode> parse_leftover_mode(std::string_view name) {
+  for (const LeftoverMode mode : {LeftoverMode::leave, LeftoverMode::wait, LeftoverMode::kill}) {
+    if (name == leftover_mode_name(mode)) {
+      return mode;
+    }
+  }
+  return std::nullopt;
 }
 
 } // namespace loto

@@ -11,6 +11,13 @@
 
 namespace loto {
 
+// What loto does with processes the job's main process leaves behind when it exits
+// (`leftovers:` and --leftovers), and its names there, in this order.
+enum class LeftoverMode { leave, wait, kill };
+std::vector<std::string> leftover_mode_names();
+const char* leftover_mode_name(LeftoverMode mode);
+std::optional<LeftoverMode> parse_leftover_mode(std::string_view name);
+
 // Most holders a resource may allow at once (slots: N): one lock file each.
 inline constexpr int k_max_slots = 128;
 

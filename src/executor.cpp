@@ -196,10 +196,6 @@ std::string leftover_policy(LeftoverMode mode) {
   return "left running";
 }
 
-const char* leftover_mode_name(LeftoverMode mode) {
-  return mode == LeftoverMode::wait ? "wait" : mode == LeftoverMode::kill ? "kill" : "leave";
-}
-
 // Reports how the job ended and returns loto's exit status for it.
 int report_finished(const Plan& plan,
                     const CommandOutcome& outcome,

@@ -6,7 +6,9 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <vector>
 
 namespace loto {
 
@@ -61,6 +63,27 @@ std::string user_name(unsigned uid) {
 
 std::string running_user_name() {
   return user_name(::getuid());
+}
+
+std::string command_line_of(int pid) {
+  const int fd =
+      ::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return {};
+  }
+  const auto text = read_to_end(fd, 256, std::size_t{1} << 20);
+  ::close(fd);
+  if (!text) {
+    return {};
+  }
+  std::vector<std::string> words;
+  std::size_t start = 0;
+  while (start < text->size()) {
+    const auto end = std::min(text->find('\0', start), text->size());
+    words.push_back(text->substr(start, end - start));
+    start = end + 1;
+  }
+  return join_command(words);
 }
 
 } // namespace loto

@@ -17,4 +17,8 @@ std::string user_name(unsigned uid);
 // The running user's name, or the uid in decimal when it has none.
 std::string running_user_name();
 
+// The command line of process `pid` as join_command() writes it, from /proc/PID/cmdline;
+// empty when the process is gone or out of reach (or a kernel thread).
+std::string command_line_of(int pid);
+
 } // namespace loto

@@ -278,12 +278,6 @@ std::vector<LockTarget> in_global_order(std::vector<LockTarget> locks) {
   return unique;
 }
 
-LeftoverMode leftover_mode(const std::string& name) {
-  return name == "wait"   ? LeftoverMode::wait
-         : name == "kill" ? LeftoverMode::kill
-                          : LeftoverMode::leave;
-}
-
 // The limits on the running job, layer by layer, and their --show-config lines.
 JobLimits make_job_limits(const CliOptions& cli,
                           const PolicySettings& defaults,
@@ -325,7 +319,10 @@ JobLimits make_job_limits(const CliOptions& cli,
   views.push_back({"kill_after", format_duration(kill_after.value), kill_after.origin});
   views.push_back({"warn_after", shown(warn_after.value), warn_after.origin});
   views.push_back({"leftovers", leftovers.value, leftovers.origin});
-  return {max_runtime.value, kill_after.value, warn_after.value, leftover_mode(leftovers.value)};
+  return {max_runtime.value,
+          kill_after.value,
+          warn_after.value,
+          parse_leftover_mode(leftovers.value).value_or(LeftoverMode::leave)};
 }
 
 } // namespace

@@ -44,9 +44,6 @@ struct EtcdPlan {
   std::map<std::string, std::string> positions;
 };
 
-// What loto does with processes the job's main process leaves behind when it exits.
-enum class LeftoverMode { leave, wait, kill };
-
 // Limits on the job while it runs.
 struct JobLimits {
   std::optional<Duration> max_runtime; // then SIGTERM to every process of the job, exit 124

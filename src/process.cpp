@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include "error.hpp"
+#include "identity.hpp"
 #include "text.hpp"
 
 #include <dirent.h>
@@ -234,23 +235,7 @@ std::vector<LeftoverProcess> list_job() {
     if (!seen.insert(pid).second) {
       continue;
     }
-    std::string command;
-    const int fd =
-        ::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      if (const auto text = read_to_end(fd, 256, std::size_t{1} << 16)) {
-        std::vector<std::string> words;
-        std::size_t at = 0;
-        while (at < text->size()) {
-          const auto end = std::min(text->find('\0', at), text->size());
-          words.push_back(text->substr(at, end - at));
-          at = end + 1;
-        }
-        command = join_command(words);
-      }
-      ::close(fd);
-    }
-    found.push_back({pid, command});
+    found.push_back({pid, command_line_of(pid)});
     const auto grandchildren = children_of(pid);
     pending.insert(pending.end(), grandchildren.begin(), grandchildren.end());
   }
@@ -720,8 +705,9 @@ public:
   }
 
 private:
-  bool job_remains() const {
-    return m_children_left && loto::job_remains();
+  // job_remains(), without its system call once waitpid() has said there is no child.
+  bool anything_left() const {
+    return m_children_left && job_remains();
   }
 
   // With the main process gone: whether the loop may end now.
@@ -730,12 +716,12 @@ private:
       const bool waited_enough =
           m_state.job_signal == SIGKILL &&
           std::chrono::steady_clock::now() >= m_state.killed_at + k_kill_wait;
-      return waited_enough || !job_remains();
+      return waited_enough || !anything_left();
     }
     if (m_leftovers_seen) {
-      return !job_remains(); // leftovers: wait (kill is a stop rule)
+      return !anything_left(); // leftovers: wait (kill is a stop rule)
     }
-    if (!job_remains()) {
+    if (!anything_left()) {
       return true;
     }
     m_leftovers_seen = true;

@@ -70,95 +70,100 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 } // namespace
 
-std::string escape(std::string_view text) {
-  static constexpr std::array<char, 17> hex{"0123456789abcdef"};
-  std::string out;
-  out.reserve(text.size());
+namespace {
+
+// Appends `text` to `out`: whole multi-byte UTF-8 sequences as they are, and each other
+// byte through `write_byte(out, byte, valid)`, `valid` false for a byte that starts no
+// valid sequence. escape() and json_string() differ only in what they write for a byte.
+template <typename WriteByte>
+void append_escaped(std::string& out, std::string_view text, WriteByte write_byte) {
   std::size_t i = 0;
   while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
     const std::size_t length = utf8_sequence_length(text, i);
     if (length > 1) {
       out.append(text.substr(i, length));
       i += length;
       continue;
     }
+    write_byte(out, static_cast<unsigned char>(text[i]), length != 0);
     ++i;
+  }
+}
+
+void append_hex_byte(std::string& out, std::string_view prefix, unsigned char c) {
+  static constexpr std::array<char, 17> hex{"0123456789abcdef"};
+  out += prefix;
+  out += hex[c >> 4U];
+  out += hex[c & 0x0FU];
+}
+
+} // namespace
+
+std::string escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  append_escaped(out, text, [](std::string& to, unsigned char c, bool valid) {
     switch (c) {
     case '\n':
-      out += "\\n";
+      to += "\\n";
       break;
     case '\t':
-      out += "\\t";
+      to += "\\t";
       break;
     case '\r':
-      out += "\\r";
+      to += "\\r";
       break;
     case '\\':
-      out += "\\\\";
+      to += "\\\\";
       break;
     default:
-      if (length == 0 || c < 0x20 || c == 0x7F) {
-        out += "\\x";
-        out += hex[c >> 4U];
-        out += hex[c & 0x0FU];
+      if (!valid || c < 0x20 || c == 0x7F) {
+        append_hex_byte(to, "\\x", c);
       } else {
-        out += static_cast<char>(c);
+        to += static_cast<char>(c);
       }
     }
-  }
+  });
   return out;
 }
 
 std::string json_string(std::string_view text) {
-  static constexpr std::array<char, 17> hex{"0123456789abcdef"};
   static constexpr std::string_view replacement = "\xEF\xBF\xBD"; // U+FFFD
   std::string out = "\"";
   out.reserve(text.size() + 2);
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const std::size_t length = utf8_sequence_length(text, i);
-    if (length > 1) {
-      out.append(text.substr(i, length));
-      i += length;
-      continue;
-    }
-    ++i;
+  append_escaped(out, text, [](std::string& to, unsigned char c, bool valid) {
     switch (c) {
     case '"':
-      out += "\\\"";
+      to += "\\\"";
       break;
     case '\\':
-      out += "\\\\";
+      to += "\\\\";
       break;
     case '\n':
-      out += "\\n";
+      to += "\\n";
       break;
     case '\t':
-      out += "\\t";
+      to += "\\t";
       break;
     case '\r':
-      out += "\\r";
+      to += "\\r";
       break;
     case '\b':
-      out += "\\b";
+      to += "\\b";
       break;
     case '\f':
-      out += "\\f";
+      to += "\\f";
       break;
     default:
-      if (length == 0) {
-        out += replacement;
+      if (!valid) {
+        to += replacement;
       } else if (c < 0x20 || c == 0x7F) {
-        out += "\\u00";
-        out += hex[c >> 4U];
-        out += hex[c & 0x0FU];
+        append_hex_byte(to, "\\u00", c);
       } else {
-        out += static_cast<char>(c);
+        to += static_cast<char>(c);
       }
     }
-  }
+  });
   out += '"';
   return out;
 }

@@ -11,7 +11,6 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +21,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 namespace loto {
@@ -588,6 +585,13 @@ AcquireStatus wait_for_turn(int dir_fd,
 // A resource with N slots has N lock files: the path itself (slot 0) and path.1 ...
 // path.N-1. A holder locks any one of them.
 
+// An absolute lock path as its directory and its last component.
+std::pair<std::string, std::string> split_lock_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// The lock file of `slot`, given the lock file's name or path.
 std::string slot_file(const std::string& name, int slot) {
   return slot == 0 ? name : name + "." + std::to_string(slot);
 }
@@ -634,28 +638,16 @@ AcquireStatus wait_for_slot(std::vector<Fd>& slots,
   }
 }
 
-std::string read_command_line(pid_t pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::vector<std::string> words;
-  std::string word;
-  while (std::getline(file, word, '\0')) {
-    words.push_back(word);
-  }
-  return join_command(words);
-}
-
 class FlockBackend final : public LockBackend {
 public:
   AcquireResult acquire(const LockTarget& target, WaitControl& wait) override {
-    const auto slash = target.path.rfind('/');
-    const std::string dir = slash == 0 ? "/" : target.path.substr(0, slash);
-    const std::string name = target.path.substr(slash + 1);
+    const auto [dir, name] = split_lock_path(target.path);
     for (int attempt = 0; attempt < k_max_reopen; ++attempt) {
       Fd dir_fd = open_lock_directory(dir, target.path);
       std::vector<Fd> slots;
       for (int slot = 0; slot < target.slots; ++slot) {
         const std::string file = slot_file(name, slot);
-        const std::string path = slot == 0 ? target.path : target.path + "." + std::to_string(slot);
+        const std::string path = slot_file(target.path, slot);
         slots.push_back(open_lock_file(dir_fd.get(), file, path, O_RDONLY));
         check_lock_file(slots.back().get(), dir_fd.get(), path);
       }
@@ -676,35 +668,13 @@ public:
         target.path, "it keeps being replaced while loto waits", "find out what is replacing it");
   }
 
+  // The first holder that inspect() finds (the busy message names one holder only).
   std::optional<LockHolder> find_holder(const LockTarget& target) const override {
-    struct stat st {};
-    if (::lstat(target.path.c_str(), &st) != 0) {
+    const LockState state = inspect(target);
+    if (state.holders.empty()) {
       return std::nullopt;
     }
-    std::ifstream locks("/proc/locks");
-    std::string line;
-    std::ostringstream wanted;
-    wanted << std::hex;
-    wanted.width(2);
-    wanted.fill('0');
-    wanted << major(st.st_dev) << ':';
-    wanted.width(2);
-    wanted << minor(st.st_dev) << ':' << std::dec << st.st_ino;
-    while (std::getline(locks, line)) {
-      // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters have "->" after the id.
-      std::istringstream fields(line);
-      std::string id;
-      std::string type;
-      std::string advisory;
-      std::string mode;
-      pid_t pid = 0;
-      std::string inode;
-      fields >> id >> type >> advisory >> mode >> pid >> inode;
-      if (type == "FLOCK" && inode == wanted.str()) {
-        return LockHolder{pid, read_command_line(pid), "", 0, 0};
-      }
-    }
-    return std::nullopt;
+    return LockHolder{state.holders.front().pid, state.holders.front().command, "", 0, 0};
   }
 
   // The holders of every slot, then the waiters. With a queue that orders them (fifo,
@@ -717,19 +687,18 @@ public:
     std::vector<LockParty> queued;   // holding a ticket, in the queue's order
     for (int slot = 0; slot < target.slots; ++slot) {
       LockState part =
-          inspect_flock_lock(slot == 0 ? target.path : target.path + "." + std::to_string(slot));
+          inspect_flock_lock(slot_file(target.path, slot));
       for (auto& holder : part.holders) {
         holder.slot = target.slots > 1 ? slot : -1;
         state.holders.push_back(std::move(holder));
       }
       unqueued.insert(unqueued.end(), part.waiters.begin(), part.waiters.end());
     }
-    const auto slash = target.path.rfind('/');
-    const std::string dir = slash == 0 ? "/" : target.path.substr(0, slash);
+    const auto [dir, name] = split_lock_path(target.path);
     const Fd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (dir_fd.get() >= 0) {
       for (const auto& [sequence, file] :
-           list_tickets(dir_fd.get(), target.path.substr(slash + 1), target.path)) {
+           list_tickets(dir_fd.get(), name, target.path)) {
         LockState ticket = inspect_flock_lock((dir == "/" ? "" : dir) + "/" + file);
         struct stat st {};
         if (ticket.holders.empty() ||

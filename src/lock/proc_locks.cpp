@@ -80,21 +80,6 @@ std::optional<std::string> read_file(const std::string& path, std::size_t limit)
   return text;
 }
 
-std::string command_line_of(pid_t pid) {
-  const auto text = read_file("/proc/" + std::to_string(pid) + "/cmdline", k_max_proc_file_size);
-  if (!text) {
-    return {};
-  }
-  std::vector<std::string> words;
-  std::size_t start = 0;
-  while (start < text->size()) {
-    const auto end = std::min(text->find('\0', start), text->size());
-    words.push_back(text->substr(start, end - start));
-    start = end + 1;
-  }
-  return join_command(words);
-}
-
 // When the process started, by the wall clock: its start time after boot (clock ticks)
 // set against CLOCK_BOOTTIME now, so the answer is as exact as a tick (/proc/stat's btime
 // is whole seconds, and the wall clock may have been stepped since boot).

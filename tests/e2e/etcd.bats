@@ -23,14 +23,12 @@ setup_file() { start_etcd; }
 teardown_file() { stop_etcd; }
 
 setup() {
-  common_setup
-  R="$(etcd_test_name)"
-  PFX="loto/$R/"
+  etcd_setup
   TTL_MS=2000
   CFG="$(write_etcd_config -n etcd.yaml --ttl 2s "$R")"
   HOST="$(hostname)"
   ME="$(id -un)"
-  export R PFX CFG
+  export CFG
 }
 
 teardown() {

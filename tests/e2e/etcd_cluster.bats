@@ -17,12 +17,7 @@ load syslog_helpers
 setup_file() { start_etcd_cluster 3; }
 teardown_file() { stop_etcd; }
 
-setup() {
-  common_setup
-  R="$(etcd_test_name)"
-  PFX="loto/$R/"
-  export R PFX
-}
+setup() { etcd_setup; }
 
 teardown() {
   common_teardown

@@ -420,3 +420,12 @@ wait_ready() {
   cat "$T/$2.out" >&2 2>/dev/null
   return 1
 }
+
+# etcd_setup: a test's common set-up, plus R (a resource name of its own) and PFX (the
+# etcd prefix its keys live under).
+etcd_setup() {
+  common_setup
+  R="$(etcd_test_name)"
+  PFX="loto/$R/"
+  export R PFX
+}

@@ -19,12 +19,10 @@ setup_file() { start_etcd; }
 teardown_file() { stop_etcd; }
 
 setup() {
-  common_setup
-  R="$(etcd_test_name)"
-  PFX="loto/$R/"
+  etcd_setup
   CFG="$(write_etcd_config -n etcd.yaml --ttl 2s "$R: slots: 3")"
   HOST="$(hostname)"
-  export R PFX CFG
+  export CFG
 }
 
 teardown() { common_teardown; }

@@ -58,12 +58,7 @@ teardown_file() {
   [[ -z "${PKI:-}" ]] || rm -rf -- "$PKI"
 }
 
-setup() {
-  common_setup
-  R="$(etcd_test_name)"
-  PFX="loto/$R/"
-  export R PFX
-}
+setup() { etcd_setup; }
 
 teardown() {
   common_teardown

@@ -71,6 +71,11 @@ unset LOTO_CONFIG LOTO_RESOURCE LOTO_LOCKFILE
 if [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; else PY=python3; fi
 export PY
 
+# Upper time bounds in the tests are for a normal build; they multiply them by SCALE, as a
+# sanitizer build (LOTO_SANITIZER set) may take three times as long.
+SCALE=1
+[[ -z "${LOTO_SANITIZER:-}" ]] || SCALE=3
+
 loto() { "$LOTO" "$@"; }
 lotoc() { "$LOTO" --config "$CFG" "$@"; }
 

@@ -12,10 +12,6 @@
 load helpers
 load syslog_helpers
 
-# Upper time bounds are for a normal build; a sanitizer build may take longer.
-SCALE=1
-[[ -z "${LOTO_SANITIZER:-}" ]] || SCALE=3
-
 setup() {
   common_setup
   CFG="$(write_config -n loto.yaml "$(printf '%s\nresources:\n  job:\n    path: %s\n  capped:\n    path: %s\n    max_runtime: 0.4\n    kill_after: 0.3\n' \

@@ -12,10 +12,6 @@
 load helpers
 load syslog_helpers
 
-# Upper time bounds are for a normal build; a sanitizer build may take longer.
-SCALE=1
-[[ -z "${LOTO_SANITIZER:-}" ]] || SCALE=3
-
 setup() {
   common_setup
   # rw: a plain lock for readers and writers (queue: none); pool: 3 slots; cores: one per CPU;

@@ -449,57 +449,28 @@ public:
       return it->second;
     }
     Helper helper(helper_arguments(target, "--inspect"));
-    const auto message = helper.next({});
-    if (!message || message->verb != protocol::k_holders) {
-      // "free" would be a guess: say that nobody knows.
-      throw Error(exit_code::unavailable,
-                  message && message->verb == protocol::k_failed
-                      ? message->field(1)
-                      : "the etcd helper ended without an answer");
-    }
-    const int count = count_of(message->field(0));
-    if (count == 0) {
-      return std::nullopt;
-    }
-    return LockHolder{0, "", message->field(1), count - holders_among(*message, count), 0};
+    // "free" would be a guess when there is no answer: say that nobody knows.
+    return holder_of(ask_holders(helper).take());
   }
 
   EtcdCheck check(const LockTarget& target) const {
     Helper helper(helper_arguments(target, "--inspect"));
-    const auto message = helper.next({});
-    if (!message) {
-      return {exit_code::unavailable, "the etcd helper ended without an answer"};
+    const HoldersAnswer answer = ask_holders(helper);
+    if (!answer.holders) {
+      return {answer.exit_code, answer.reason};
     }
-    if (message->verb == protocol::k_failed) {
-      const auto code = parse_exit_code(message->field(0));
-      return {code && *code != 0 ? *code : exit_code::unavailable, message->field(1)};
-    }
-    if (message->verb != protocol::k_holders) {
-      return {exit_code::unavailable, "unexpected answer from the etcd helper"};
-    }
-    const int count = count_of(message->field(0));
-    std::string state = "free";
-    if (count > 0) {
-      state = "held by " +
-              describe_holder(
-                  LockHolder{0, "", message->field(1), count - holders_among(*message, count), 0});
-    }
+    const auto holder = holder_of(*answer.holders);
+    const std::string state = holder ? "held by " + describe_holder(*holder) : "free";
     std::string who = m_etcd.user.empty() ? "" : " as user " + quoted(m_etcd.user);
-    return {0, "etcd at " + message->field(2) + " answered" + who + ": " + state};
+    return {0, "etcd at " + answer.holders->field(2) + " answered" + who + ": " + state};
   }
 
   // What --inspect says: the holder and every waiter, one "entry" each in queue order
   // after "holders"; from a helper that sends no entries, the holder line and a count.
   LockState inspect(const LockTarget& target) const override {
     Helper helper(helper_arguments(target, "--inspect"));
-    const auto message = helper.next({});
-    if (!message || message->verb != protocol::k_holders) {
-      throw Error(exit_code::unavailable,
-                  message && message->verb == protocol::k_failed
-                      ? message->field(1)
-                      : "the etcd helper ended without an answer");
-    }
-    const int count = count_of(message->field(0));
+    const Message holders = ask_holders(helper).take();
+    const int count = count_of(holders.field(0));
     std::vector<LockParty> entries;
     while (const auto entry = helper.next({})) {
       if (entry->verb != protocol::k_entry) {
@@ -519,7 +490,7 @@ public:
       entries.push_back(std::move(party));
     }
     LockState state;
-    const int held = count > 0 ? holders_among(*message, count) : 0;
+    const int held = count > 0 ? holders_among(holders, count) : 0;
     if (count > 0 && entries.size() == static_cast<std::size_t>(count)) {
       const auto first_waiter = entries.begin() + held;
       state.holders.assign(std::make_move_iterator(entries.begin()),
@@ -527,7 +498,7 @@ public:
       state.waiters.assign(std::make_move_iterator(first_waiter),
                            std::make_move_iterator(entries.end()));
     } else if (count > 0) {
-      state.holders.push_back({0, "", "", "", "", "exclusive", message->field(1)});
+      state.holders.push_back({0, "", "", "", "", "exclusive", holders.field(1)});
       state.waiting = count - held;
       state.waiters_listed = false;
     }
@@ -535,6 +506,47 @@ public:
   }
 
 private:
+  // The first answer of `loto-etcd --inspect`: its "holders" line, or why there is none
+  // with the exit code the helper gave (69 when it gave none).
+  struct HoldersAnswer {
+    std::optional<Message> holders;
+    int exit_code = exit_code::unavailable;
+    std::string reason;
+
+    // The "holders" line, or Error(unavailable) with the reason: a backend query cannot
+    // say "free" without an answer.
+    Message take() const {
+      if (!holders) {
+        throw Error(exit_code::unavailable, reason);
+      }
+      return *holders;
+    }
+  };
+
+  static HoldersAnswer ask_holders(Helper& helper) {
+    const auto message = helper.next({});
+    if (!message) {
+      return {std::nullopt, exit_code::unavailable, "the etcd helper ended without an answer"};
+    }
+    if (message->verb == protocol::k_failed) {
+      const auto code = parse_exit_code(message->field(0));
+      return {std::nullopt, code && *code != 0 ? *code : exit_code::unavailable, message->field(1)};
+    }
+    if (message->verb != protocol::k_holders) {
+      return {std::nullopt, exit_code::unavailable, "unexpected answer from the etcd helper"};
+    }
+    return {*message, 0, ""};
+  }
+
+  // The holder a "holders" line describes and how many wait behind the holders.
+  static std::optional<LockHolder> holder_of(const Message& holders) {
+    const int count = count_of(holders.field(0));
+    if (count == 0) {
+      return std::nullopt;
+    }
+    return LockHolder{0, "", holders.field(1), count - holders_among(holders, count), 0};
+  }
+
   std::vector<std::string> helper_arguments(const LockTarget& target,
                                             const std::string& mode) const {
     std::vector<std::string> args = lock_arguments(target, mode);
