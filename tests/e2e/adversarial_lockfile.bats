@@ -381,9 +381,12 @@ def take():
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
-def waiting_on(ino):
+def waiting_on(st, pid):
+    # "N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INO 0 EOF", device numbers in hex
+    me = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
     with open("/proc/locks") as f:
-        return any(l.split()[1] == "->" and l.split()[6].split(":")[-1] == str(ino) for l in f)
+        return any(w[1] == "->" and w[5] == str(pid) and w[6] == me
+                   for w in (l.split() for l in f) if len(w) > 6)
 def gone(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -395,12 +398,12 @@ open(path + ".ready", "w").close()
 deadline = time.monotonic() + 10
 while not os.path.exists(pid_file) and time.monotonic() < deadline:
     time.sleep(0.005)
-pid = int(open(pid_file).read())
+pid = int(open(pid_file).read())  # written whole: renamed into place
 rounds = 0
 while rounds < 150:
-    ino = os.fstat(fd).st_ino
+    st = os.fstat(fd)
     deadline = time.monotonic() + 10
-    while not waiting_on(ino) and not gone(pid) and time.monotonic() < deadline:
+    while not waiting_on(st, pid) and not gone(pid) and time.monotonic() < deadline:
         time.sleep(0.002)
     if gone(pid) or time.monotonic() >= deadline:
         break
@@ -418,7 +421,9 @@ print(rounds, flush=True)
   wait_for_file "$LOCK.ready"
   spawn -n waiter lotoc -w -L cpu -- touch "$T/ran"
   local waiter=$SPAWNED
-  echo "$waiter" >"$T/waiter.pid"
+  # renamed into place, so that the replacer never reads a half-written pid
+  echo "$waiter" >"$T/waiter.pid.new"
+  mv "$T/waiter.pid.new" "$T/waiter.pid"
   wait_exit "$waiter" 20
   echo "waiter: status $STATUS, $(cat "$T/waiter.err")" >&2
   [ "$STATUS" -eq 77 ]

@@ -133,7 +133,7 @@ print(subprocess.run(sys.argv[1:]).returncode)' \
 @test "P06 kill -KILL of loto while the command runs: a second loto -t=0 still gets 75" {
   spawn -n p6 lotoc -L cpu sh -c 'echo $$ >"$T/cmd.pid"; '"$(await "$T/go")"'; touch "$T/done"'
   local loto_pid=$SPAWNED
-  wait_for_file "$T/cmd.pid"
+  wait_for_content "$T/cmd.pid"
   kill -KILL "$loto_pid"
   wait_exit "$loto_pid" 5
   [ "$STATUS" -eq 137 ]
@@ -244,7 +244,7 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   spawn -n p8b sh -c '"$0" --config "$1" -L cpu -- sh -c "$3" "$2" &
     echo $! >"$2/loto.pid"; '"$(await "$T/started")" "$LOTO" "$CFG" "$T" "$cmd"
   local parent=$SPAWNED loto_pid
-  wait_for_file "$T/loto.pid"
+  wait_for_content "$T/loto.pid"
   loto_pid="$(cat "$T/loto.pid")"
   wait_for_file "$T/started"
   wait_until 5 proc_gone "$parent"

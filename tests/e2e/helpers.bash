@@ -249,6 +249,15 @@ wait_for_file() {
   }
 }
 
+# wait_for_content PATH [TIMEOUT_S]: until PATH is non-empty. For files such as pid files
+# that appear (created by ">") an instant before they are written.
+wait_for_content() {
+  wait_until "${2:-5}" test -s "$1" || {
+    echo "wait_for_content: $1 stayed empty or absent for ${2:-5}s" >&2
+    return 1
+  }
+}
+
 # await PATH: shell code (POSIX sh and bash) that polls every 5 ms, 2000 times (10-12 s), until
 # PATH exists. PATH is single-quoted (each ' as '\''), which both shells read back
 # unchanged whatever it holds ($, quotes, spaces, newlines).

@@ -98,7 +98,7 @@ syslog_conf() {
   spawn -n job lotoc --max-runtime 0.5 --kill-after 0.5 -L job "$T/stubborn.sh"
   local loto_pid=$SPAWNED
   wait_for_file "$T/start"
-  wait_for_file "$T/orphan.pid"
+  wait_for_content "$T/orphan.pid"
   local p pids
   pids="$(pid_of main) $(pid_of child) $(pid_of gc) $(pid_of orphan)"
   for p in $pids; do alive "$p"; done

@@ -264,7 +264,7 @@ fd_lister='for f in /proc/$$/fd/*; do readlink "$f"; done; true'
 
 @test "kill -KILL of loto while the job runs: the lock stays held until the job ends" {
   spawn -n h lotoc -L "$T/l" bash -c 'echo $$ >"$T/cmd.pid"; '"$(await "$T/go")"'; touch "$T/done"'
-  wait_for_file "$T/cmd.pid"
+  wait_for_content "$T/cmd.pid"
   local cmd_pid
   cmd_pid="$(cat "$T/cmd.pid")"
   kill -KILL "$SPAWNED"
@@ -283,7 +283,7 @@ fd_lister='for f in /proc/$$/fd/*; do readlink "$f"; done; true'
 
 @test "-o: kill -KILL of loto frees the lock although the command still runs" {
   spawn -n h lotoc -o -L "$T/l" bash -c 'echo $$ >"$T/cmd.pid"; '"$(await "$T/go")"
-  wait_for_file "$T/cmd.pid"
+  wait_for_content "$T/cmd.pid"
   local cmd_pid
   cmd_pid="$(cat "$T/cmd.pid")"
   lock_is_held "$T/l"
