@@ -39,8 +39,7 @@ scope=(src/lock/flock_backend.cpp src/plan.cpp src/executor.cpp src/process.cpp
 targets_for() {
   case $1 in
   src/plan.cpp) echo "loto loto_unit" ;;
-  src/lock/flock_backend.cpp) echo "loto" ;;
-  *) echo "loto loto-etcd" ;; # their maps hold the etcd tests
+  *) echo "loto loto-etcd" ;; # their maps hold tests with etcd resources
   esac
 }
 tests_for() {
