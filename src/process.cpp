@@ -303,10 +303,13 @@ WaitSession::~WaitSession() {
 }
 
 void WaitSession::begin_blocking() {
+  // The handlers first: once "waiting for" is out, a SIGTERM must end in an interrupted
+  // record and 143, never in the default action (a signal sent during the callback is
+  // seen by the wait loop's first check).
+  arm();
   if (m_on_wait_start) {
     m_on_wait_start();
   }
-  arm();
   if (m_on_tick && !m_tick_timer_created) {
     // Wakes the blocking call up once a second (SIGALRM, like the deadline), so that
     // tick() runs; no busy loop in between.

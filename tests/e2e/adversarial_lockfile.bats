@@ -440,10 +440,12 @@ print(rounds, flush=True)
   run_loto -L "$T/plain/x.lock" -- touch "$T/ran"
   assert_status 73
   assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
+  [[ "$stderr" == *": Not a directory" ]]
   assert_not_ran
   run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$T/plain/x.lock" -- true
   assert_status 73
   assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
+  [[ "$stderr" == *": Not a directory" ]]
   [ "$(cat "$T/plain")" = data ]
 }
 
@@ -483,6 +485,7 @@ print(rounds, flush=True)
   [ "$status" -ne 90 ] || skip "cannot mount a tmpfs"
   assert_status 73
   assert_error_line "'$T/mnt/x.lock'" "No space left on device"
+  [[ "$stderr" == *"': No space left on device" ]] # no advice about users or paths
   assert_not_ran
 
   run --separate-stderr timeout 10 unshare --mount --propagation private bash -c '
@@ -492,6 +495,7 @@ print(rounds, flush=True)
   ' _ "$T/mnt" "$LOTO" "$CFG" "$T/ran"
   assert_status 73
   assert_error_line "'$T/mnt/x.lock'" "Read-only file system"
+  [[ "$stderr" == *"': Read-only file system" ]]
   assert_not_ran
 
   # an existing lock file on a read-only filesystem is fine: loto never writes it

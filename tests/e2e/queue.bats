@@ -709,3 +709,30 @@ start_queue() {
   [ "$(grep -E 'resource=rw ' <<<"$acquired" | grep -cv 'mode=shared')" -eq 1 ]
   not grep -qE "resource=rw .*slot=" <<<"$acquired$finished"
 }
+
+@test "fifo and slots: a run that waited in the queue hands the command its stdin, stdout and stderr" {
+  printf 'line one\nline two\n' >"$T/in"
+  local resource path
+  for resource in line pool; do
+    path="$T/$resource.lock"
+    hold_lock "$path" "holder.$resource"
+    # pool has 3 slots: hold the other two as well, so that the run waits
+    if [[ "$resource" == pool ]]; then
+      hold_lock "$path.1" pool.1
+      hold_lock "$path.2" pool.2
+    fi
+    setsid "$LOTO" --config "$CFG" -w -L "$resource" -- sh -c 'cat; echo to-stderr >&2' \
+      <"$T/in" >"$T/$resource.out" 2>"$T/$resource.err" &
+    local waiter=$!
+    echo "$waiter" >>"$T/.bgpids"
+    # it waits with a ticket: its place in the queue
+    wait_for_tickets "$path" 1
+    wait_until 5 in_queue "$waiter" "$path"
+    release_lock "$HOLDER"
+    wait_exit "$waiter" 10
+    [ "$STATUS" -eq 0 ]
+    diff "$T/in" "$T/$resource.out"
+    [ "$(cat "$T/$resource.err")" = to-stderr ]
+    wait_for_tickets "$path" 0
+  done
+}
