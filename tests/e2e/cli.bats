@@ -227,6 +227,11 @@ probe_cmd=(sh -c 'printf "%s " "$LOTO_LOCKFILE"; flock -n -E 99 "$LOTO_LOCKFILE"
   echo "-v: $v_lines lines, -vv: $vv_lines lines"
   echo "$stderr"
   ((vv_lines > v_lines))
+  # the detail: where the settings came from, the policy, and what is locked before trying
+  grep -qxF "loto: configuration: $CFG" <<<"$stderr"
+  grep -qE '^loto: policy: no wait; conflict exit code 75; lock passed to the command: yes$' <<<"$stderr"
+  grep -qxF "loto: locking lock '$T/l'" <<<"$stderr"
+  [ "$(grep -n "locking" <<<"$stderr" | cut -d: -f1)" -lt "$(grep -n "acquired" <<<"$stderr" | cut -d: -f1)" ]
 }
 
 @test "-q prints nothing on busy; -q on a normal run prints nothing either" {

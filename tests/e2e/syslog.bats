@@ -129,6 +129,24 @@ bytes() { printf '%s' "$1" | wc -c; }
   assert_common_fields "$finished" "$pid"
 }
 
+@test "finished: a command killed by a signal gives status 128+N and signal=SIGNAME; a plain exit has no signal=" {
+  conf="$(syslog_config)"
+  run in_syslog bash -c '
+    "$1" --config "$2" -L cpu -- sh -c "kill -USR1 \$\$"; echo $? >"$3/first.status"
+    "$1" --config "$2" -L cpu -- sh -c "exit 138"; echo $? >"$3/second.status"' _ "$LOTO" "$conf" "$T"
+  [ "$(cat "$T/first.status")" -eq 138 ]
+  [ "$(cat "$T/second.status")" -eq 138 ]
+  synced
+  finished="$(event_lines finished)"
+  echo "$finished"
+  [ "$(count_lines "$finished")" -eq 2 ]
+  first="$(head -1 <<<"$finished")"
+  second="$(tail -1 <<<"$finished")"
+  assert_fields "$first" "resource=cpu" "status=138" "signal=SIGUSR1"
+  assert_fields "$second" "resource=cpu" "status=138"
+  [[ "$second" != *" signal="* ]]
+}
+
 @test "ident is loto[pid] even when argv[0] is a long, different name" {
   conf="$(syslog_config)"
   name="definitely-not-loto-but-a-rather-long-argv0-name-0123456789abcdefghijklmnopqrstuvwxyz"
