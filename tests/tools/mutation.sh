@@ -16,14 +16,15 @@
 #      "stillborn" (not counted);
 #   2. if its object file, without debug sections, is byte-identical to the original's, it
 #      is "equivalent" (trivial compiler equivalence), as is a mutant listed with a reason
-#      in tests/tools/mutation-equivalent.txt;
+#      in tests/tools/mutation-equivalent.txt; a listed one whose reason says "Not
+#      equivalent" (a race no test can aim, a filesystem the suite lacks) is "untestable";
 #   3. otherwise loto is relinked and the tests that cover the file (the map below) run one
 #      by one, stopping at the first failure: "killed"; all passed: "survived"; over the
 #      per-mutant time limit (--timeout S, default 5 x the unmutated run, at least 120 s,
 #      so that a survivor slowed down by a busy machine is not taken for a hang):
 #      "timed out", which counts as killed.
 # It prints a table per file (score = (killed + timed out) / (mutants - equivalent -
-# stillborn)) and writes every survivor's diff to WORK/survivors.txt (--report FILE).
+# untestable - stillborn)) and writes every survivor's diff to WORK/survivors.txt (--report FILE).
 # Exit status: 0 when no mutant survived, 1 when some did, 2 when the tool itself failed
 # (bad option, the original does not build or its tests fail, no table).
 set -euo pipefail
@@ -303,8 +304,8 @@ cmake --build "$build" -j"$jobs" --target $need_targets >"$work/logs/build.log" 
 
 : >"$report"
 table="$work/table.txt"
-printf '%-32s %7s %7s %8s %10s %9s %9s %7s %8s\n' file mutants killed survived equivalent \
-  "timed out" stillborn score time >"$table"
+printf '%-32s %7s %7s %8s %10s %10s %9s %9s %7s %8s\n' file mutants killed survived equivalent \
+  untestable "timed out" stillborn score time >"$table"
 survivors=0
 total_start=$SECONDS
 for f in "${files[@]}"; do
@@ -329,7 +330,7 @@ for f in "${files[@]}"; do
     echo "mutation: $f: its tests take $((SECONDS - t0)) s unmutated; limit per mutant ${limit} s" >&2
   fi
   [[ -n "$limit" ]] || limit=300
-  n=0 killed=0 survived=0 equivalent=0 timedout=0 stillborn=0
+  n=0 killed=0 survived=0 equivalent=0 untestable=0 timedout=0 stillborn=0
   results="$work/results.$(echo "$f" | tr / _).tsv"
   : >"$results"
   mutant_list="$(mutants "$f")"
@@ -341,7 +342,10 @@ for f in "${files[@]}"; do
     m_start=$SECONDS
     mlog="$work/logs/mutant.log"
     python3 "$mutate" apply "$work/orig/$f" "$id" "$tree/$f"
-    if [[ -n "$reason" ]]; then
+    if [[ "$reason" == *"Not equivalent"* ]]; then
+      status="untestable"
+      why="listed"
+    elif [[ -n "$reason" ]]; then
       status="equivalent"
       why="listed"
     elif ! python3 "$mutate" compile "$build" "$tree/$f" "$work/obj/mutant.o" >"$mlog" 2>&1; then
@@ -395,6 +399,7 @@ for f in "${files[@]}"; do
       } >>"$report"
       ;;
     equivalent) equivalent=$((equivalent + 1)) ;;
+    untestable) untestable=$((untestable + 1)) ;;
     "timed out") timedout=$((timedout + 1)) ;;
     stillborn) stillborn=$((stillborn + 1)) ;;
     esac
@@ -407,7 +412,7 @@ for f in "${files[@]}"; do
   cp "$work/orig/$f" "$tree/$f"
   current=""
   cp "$base" "$obj"
-  counted=$((n - equivalent - stillborn))
+  counted=$((n - equivalent - untestable - stillborn))
   ((n > 0)) || die "mutate.py made no mutant of $f"
   # a tool that builds nothing must not pass: with 5 mutants or more, some must be tested
   ((counted > 0 || n < 5)) || die "none of the $n mutants of $f was built and tested: see $work/logs"
@@ -416,8 +421,8 @@ for f in "${files[@]}"; do
   else
     score="-"
   fi
-  printf '%-32s %7d %7d %8d %10d %9d %9d %7s %7ds\n' "$f" "$n" "$killed" "$survived" \
-    "$equivalent" "$timedout" "$stillborn" "$score" $((SECONDS - file_start)) >>"$table"
+  printf '%-32s %7d %7d %8d %10d %10d %9d %9d %7s %7ds\n' "$f" "$n" "$killed" "$survived" \
+    "$equivalent" "$untestable" "$timedout" "$stillborn" "$score" $((SECONDS - file_start)) >>"$table"
 done
 # shellcheck disable=SC2086
 cmake --build "$build" -j"$jobs" --target $need_targets >"$work/logs/build.log" 2>&1 || true
