@@ -44,7 +44,7 @@ l01_dangling_symlink() {
   snap_save outside "$VICTIM" "$SHARED"
   run_loto -L cpu -- touch "$T/ran"
   assert_status 77
-  assert_error_line "'$LOCK'" "symbolic link"
+  assert_error_line "refusing lock file '$LOCK': it is a symbolic link; remove it; loto never follows links for lock files"
   assert_not_ran
   [ ! -e "$VICTIM/loto-victim" ]
   snap_check outside
@@ -353,6 +353,23 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   assert_error_line "cannot open lock file '$T/nb/root-only.lock': Permission denied" \
     "(run as a user who may create it, or choose another path)"
   assert_not_ran "$T/nb/ran"
+  # a directory nobody may read but not search: the lock file cannot even be looked at
+  mkdir -m 0644 "$T/nb/unsearchable"
+  chown nobody:nogroup "$T/nb/unsearchable"
+  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" \
+    -L "$T/nb/unsearchable/x.lock" -- touch "$T/nb/ran"
+  assert_status 73
+  assert_error_line "cannot inspect lock file '$T/nb/unsearchable/x.lock': Permission denied" \
+    "(run as a user who may create it, or choose another path)"
+  assert_not_ran "$T/nb/ran"
+  # a file name longer than the filesystem allows (255 bytes)
+  local long
+  long="$(printf 'n%.0s' {1..300})"
+  run_loto -L "$T/$long" -- touch "$T/ran"
+  assert_status 73
+  assert_error_line "cannot inspect lock file '$T/$long': File name too long"
+  [[ "$stderr" == *": File name too long" ]]
+  assert_not_ran
   # a directory that does not exist
   run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" \
     -L "$T/nb/missing/x.lock" -- touch "$T/nb/ran"
@@ -486,6 +503,20 @@ print(rounds, flush=True)
   assert_status 73
   assert_error_line "'$T/mnt/x.lock'" "No space left on device"
   [[ "$stderr" == *"': No space left on device" ]] # no advice about users or paths
+  assert_not_ran
+
+  # the lock file exists but is held, and no inode is left for a waiting ticket: 73 at
+  # once with the reason (a queue that cannot be joined is not silently skipped)
+  run --separate-stderr timeout 10 unshare --mount --propagation private bash -c '
+    mount -t tmpfs -o size=64k,nr_inodes=4,mode=1777 tmpfs "$1" || exit 90
+    touch "$1/x.lock" "$1/a" "$1/b"
+    if touch "$1/c" 2>/dev/null; then exit 91; fi
+    exec 8<"$1/x.lock"
+    flock -x 8 || exit 92
+    exec "$2" --config "$3" -t 3 -L "$1/x.lock" -- touch "$4"
+  ' _ "$T/mnt" "$LOTO" "$CFG" "$T/ran"
+  assert_status 73
+  assert_error_line "cannot create a waiting ticket next to '$T/mnt/x.lock': No space left on device"
   assert_not_ran
 
   run --separate-stderr timeout 10 unshare --mount --propagation private bash -c '

@@ -736,3 +736,24 @@ start_queue() {
     wait_for_tickets "$path" 0
   done
 }
+
+@test "fifo: things named like tickets that are not (a directory, a FIFO, a symlink) hold nobody up" {
+  local lock="$T/line.lock" digits=00000000000000000001
+  mkdir "$lock.q$digits"
+  mkfifo "$lock.q${digits%1}2"
+  ln -s /etc/passwd "$lock.q${digits%1}3"
+  # a free lock is taken at once, without -w (a run that saw a waiter would be busy: 75)
+  run --separate-stderr lotoc -L line -- touch "$T/ran"
+  [ "$status" -eq 0 ]
+  [ -e "$T/ran" ]
+  # a waiter behind a holder does not wait for them either once the holder is gone
+  hold_lock "$lock"
+  spawn -n w lotoc -w -L line -- touch "$T/ran2"
+  wait_until 5 blocked "$SPAWNED"
+  release_lock
+  wait_exit "$SPAWNED" 5
+  [ "$STATUS" -eq 0 ]
+  [ -e "$T/ran2" ]
+  # and they are left where they are (not loto's to remove)
+  [ -d "$lock.q$digits" ] && [ -p "$lock.q${digits%1}2" ] && [ -L "$lock.q${digits%1}3" ]
+}
