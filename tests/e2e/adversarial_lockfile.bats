@@ -341,13 +341,55 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   snap_check lockfile
 }
 
+@test "L05 in a shared directory a user may use root's lock file, and not another user's" {
+  make_shared_loto
+  # root's own lock file (a normal root run made it): trusted by everyone
+  run_loto -L "$SHARED/r.lock" -- true
+  assert_status 0
+  [ "$(stat -c %u "$SHARED/r.lock")" = 0 ]
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" \
+    -L "$SHARED/r.lock" -- touch "$SHARED/ran"
+  assert_status 0
+  [ -e "$SHARED/ran" ]
+  # one owned by a third user (daemon, uid 1): refused, as for root
+  rm -f "$SHARED/ran"
+  install -m 0644 -o daemon -g daemon /dev/null "$SHARED/d.lock"
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" \
+    -L "$SHARED/d.lock" -- touch "$SHARED/ran"
+  assert_status 77
+  assert_error_line "'$SHARED/d.lock'" "owned by uid 1 in a shared directory"
+  assert_not_ran "$SHARED/ran"
+}
+
+@test "L15 a user who may not create files beside the lock file waits unqueued, then runs" {
+  make_shared_loto
+  mkdir -m 0755 "$T/rootdir"
+  : >"$T/rootdir/x.lock"
+  chmod 0644 "$T/rootdir/x.lock"
+  hold_lock "$T/rootdir/x.lock"
+  # queue: fifo is the default, but no ticket can be made in root's directory
+  spawn -n w setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+    "$SHARED_LOTO" --config "$CFG" -w -L "$T/rootdir/x.lock" -- touch "$SHARED/ran"
+  local waiter=$SPAWNED
+  wait_for_waiters "$T/rootdir/x.lock" 1
+  [ ! -e "$SHARED/ran" ]
+  release_lock
+  wait_exit "$waiter" 10
+  cat "$T/w.err" >&2
+  [ "$STATUS" -eq 0 ]
+  [ -e "$SHARED/ran" ]
+  [ ! -s "$T/w.err" ]
+  [ "$(find "$T/rootdir" -mindepth 1 | wc -l)" -eq 1 ] # no ticket, no temporary file
+}
+
 @test "L15 a user who may not open the lock file, or reach its directory: 73 at once, with the reason and advice" {
+  make_shared_loto # nobody may not reach the checkout's build/loto (a clone in /root)
   # nobody's own directory (root's walk would refuse it: the answer must come from open)
   mkdir -m 755 "$T/nb"
   chown nobody:nogroup "$T/nb"
   : >"$T/nb/root-only.lock"
   chmod 0600 "$T/nb/root-only.lock"
-  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -t 5 \
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" -t 5 \
     -L "$T/nb/root-only.lock" -- touch "$T/nb/ran"
   assert_status 73
   assert_error_line "cannot open lock file '$T/nb/root-only.lock': Permission denied" \
@@ -356,7 +398,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   # a directory nobody may read but not search: the lock file cannot even be looked at
   mkdir -m 0644 "$T/nb/unsearchable"
   chown nobody:nogroup "$T/nb/unsearchable"
-  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" \
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" \
     -L "$T/nb/unsearchable/x.lock" -- touch "$T/nb/ran"
   assert_status 73
   assert_error_line "cannot inspect lock file '$T/nb/unsearchable/x.lock': Permission denied" \
@@ -371,7 +413,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   [[ "$stderr" == *": File name too long" ]]
   assert_not_ran
   # a directory that does not exist
-  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" \
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" \
     -L "$T/nb/missing/x.lock" -- touch "$T/nb/ran"
   assert_status 73
   assert_error_line "cannot open the directory of lock file '$T/nb/missing/x.lock': No such file or directory" \
@@ -380,7 +422,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   # a lock file directly under / (its directory is "/"), which nobody may not create
   local top="/loto-test-absent-$$.lock"
   [ ! -e "$top" ]
-  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$top" -- touch "$T/nb/ran"
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" -L "$top" -- touch "$T/nb/ran"
   assert_status 73
   assert_error_line "cannot create lock file '$top': Permission denied"
   assert_not_ran "$T/nb/ran"
@@ -452,6 +494,7 @@ print(rounds, flush=True)
 }
 
 @test "L15 a lock path through a regular file: 73 'Not a directory', as root and not" {
+  make_shared_loto
   printf 'data\n' >"$T/plain"
   chmod 0644 "$T/plain"
   run_loto -L "$T/plain/x.lock" -- touch "$T/ran"
@@ -459,7 +502,7 @@ print(rounds, flush=True)
   assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
   [[ "$stderr" == *": Not a directory" ]]
   assert_not_ran
-  run --separate-stderr as_nobody timeout -k 1 10 "$LOTO" --config "$CFG" -L "$T/plain/x.lock" -- true
+  run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" -L "$T/plain/x.lock" -- true
   assert_status 73
   assert_error_line "cannot open the directory of lock file '$T/plain/x.lock': Not a directory"
   [[ "$stderr" == *": Not a directory" ]]

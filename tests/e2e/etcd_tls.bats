@@ -213,7 +213,8 @@ side_etcd() {
 " "$R")"
   chmod 0644 "$f"
   make_traversable "$PKI"
-  run --separate-stderr as_nobody "$LOTO" --config "$f" -L "$R" -- touch "$T/ran"
+  make_shared_loto # nobody may not reach the checkout's build/loto (a clone in /root)
+  run --separate-stderr as_nobody "$SHARED_LOTO" --config "$f" -L "$R" -- touch "$T/ran"
   echo "status=$status stderr=[$stderr]" >&2
   fails_with 78 "^loto: error: $f:[0-9]+:13: cannot open etcd\.key_file '$d/client\.key': Permission denied$"
 }
