@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -436,9 +437,14 @@ list_tickets(int dir_fd, const std::string& name, const std::string& path) {
         break; // never from the kernel; no endless loop if it were
       }
       at += entry.d_reclen;
+      // 20 digits may exceed 2^64 - 1: such a name (anyone may make one in a shared
+      // directory) is no ticket loto made, and must not throw.
+      std::uint64_t sequence = 0;
+      const char* const digits = file.data() + prefix.size();
       if (file.size() == prefix.size() + k_sequence_digits && file.starts_with(prefix) &&
-          file.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos) {
-        tickets.emplace_back(std::stoull(std::string(file.substr(prefix.size()))), file);
+          file.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos &&
+          std::from_chars(digits, digits + k_sequence_digits, sequence).ec == std::errc{}) {
+        tickets.emplace_back(sequence, file);
       }
     }
   }

@@ -361,25 +361,35 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -o -L cpu -- \
   assert_not_ran "$SHARED/ran"
 }
 
-@test "L15 a user who may not create files beside the lock file waits unqueued, then runs" {
+@test "L15 a user who may not create files beside the lock file (or list them) waits unqueued, then runs" {
   make_shared_loto
-  mkdir -m 0755 "$T/rootdir"
-  : >"$T/rootdir/x.lock"
-  chmod 0644 "$T/rootdir/x.lock"
-  hold_lock "$T/rootdir/x.lock"
-  # queue: fifo is the default, but no ticket can be made in root's directory
-  spawn -n w setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
-    "$SHARED_LOTO" --config "$CFG" -w -L "$T/rootdir/x.lock" -- touch "$SHARED/ran"
-  local waiter=$SPAWNED
-  wait_for_waiters "$T/rootdir/x.lock" 1
-  [ ! -e "$SHARED/ran" ]
-  release_lock
-  wait_exit "$waiter" 10
-  cat "$T/w.err" >&2
-  [ "$STATUS" -eq 0 ]
-  [ -e "$SHARED/ran" ]
-  [ ! -s "$T/w.err" ]
-  [ "$(find "$T/rootdir" -mindepth 1 | wc -l)" -eq 1 ] # no ticket, no temporary file
+  local mode waiter
+  # 0755: nobody may list root's directory but not write it; 0711: not even list it
+  for mode in 0755 0711; do
+    rm -rf "$T/rootdir" "$SHARED/ran"
+    mkdir -m "$mode" "$T/rootdir"
+    : >"$T/rootdir/x.lock"
+    chmod 0644 "$T/rootdir/x.lock"
+    # free: taken at once
+    run --separate-stderr as_nobody timeout -k 1 10 "$SHARED_LOTO" --config "$CFG" \
+      -L "$T/rootdir/x.lock" -- true
+    assert_status 0
+    [ -z "$stderr" ]
+    hold_lock "$T/rootdir/x.lock"
+    # queue: fifo is the default, but no ticket can be made in root's directory
+    spawn -n w setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+      "$SHARED_LOTO" --config "$CFG" -w -L "$T/rootdir/x.lock" -- touch "$SHARED/ran"
+    waiter=$SPAWNED
+    wait_for_waiters "$T/rootdir/x.lock" 1
+    [ ! -e "$SHARED/ran" ]
+    release_lock
+    wait_exit "$waiter" 10
+    cat "$T/w.err" >&2
+    [ "$STATUS" -eq 0 ]
+    [ -e "$SHARED/ran" ]
+    [ ! -s "$T/w.err" ]
+    [ "$(find "$T/rootdir" -mindepth 1 | wc -l)" -eq 1 ] # no ticket, no temporary file
+  done
 }
 
 @test "L15 a user who may not open the lock file, or reach its directory: 73 at once, with the reason and advice" {
@@ -473,6 +483,25 @@ while rounds < 150:
     rounds += 1
 print(rounds, flush=True)
 '
+
+@test "L10 lock file renamed away with nothing in its place while a waiter waits: the waiter locks a new file at the path" {
+  hold_lock "$LOCK"
+  spawn -n w lotoc -w -L cpu -- sh -c 'touch "$T/w.running"; '"$(await "$T/w.go")"
+  local waiter=$SPAWNED
+  wait_for_waiters "$LOCK" 1
+  mv "$LOCK" "$LOCK.away"
+  release_lock
+  wait_for_file "$T/w.running"
+  # the waiter holds the file the path names now, so a newcomer is busy
+  [ -f "$LOCK" ]
+  lock_is_held "$LOCK"
+  run_loto -L cpu -- touch "$T/ran"
+  assert_status 75
+  assert_not_ran
+  touch "$T/w.go"
+  wait_exit "$waiter" 5
+  [ "$STATUS" -eq 0 ]
+}
 
 @test "L10 lock file replaced 100 times while a waiter waits: 77 after exactly 100 tries, nothing ran" {
   spawn -n replacer "$PY" -c "$REPLACER_PY" "$LOCK" "$T/waiter.pid"

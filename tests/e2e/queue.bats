@@ -737,11 +737,15 @@ start_queue() {
   done
 }
 
-@test "fifo: things named like tickets that are not (a directory, a FIFO, a symlink) hold nobody up" {
+@test "fifo: things named like tickets that are not (a directory, a FIFO, a symlink, a number over 2^64) hold nobody up" {
   local lock="$T/line.lock" digits=00000000000000000001
   mkdir "$lock.q$digits"
   mkfifo "$lock.q${digits%1}2"
   ln -s /etc/passwd "$lock.q${digits%1}3"
+  : >"$lock.q99999999999999999999" # 20 digits, no uint64: once "internal error: stoull"
+  run --separate-stderr lotoc --list --json
+  [ "$status" -eq 0 ]
+  [ -z "$stderr" ]
   # a free lock is taken at once, without -w (a run that saw a waiter would be busy: 75)
   run --separate-stderr lotoc -L line -- touch "$T/ran"
   [ "$status" -eq 0 ]
@@ -756,4 +760,5 @@ start_queue() {
   [ -e "$T/ran2" ]
   # and they are left where they are (not loto's to remove)
   [ -d "$lock.q$digits" ] && [ -p "$lock.q${digits%1}2" ] && [ -L "$lock.q${digits%1}3" ]
+  [ -f "$lock.q99999999999999999999" ]
 }
