@@ -696,3 +696,37 @@ print(rounds, flush=True)
   protections_set 1 2 1 1
   l14_attacker_holds_lock
 }
+
+@test "L16 few file descriptors (ulimit -n 4 to 9), lock free or held: a run, or one line naming 'Too many open files'" {
+  # A sanitizer or valgrind needs descriptors of its own (UBSan's vptr check probes memory
+  # through a pipe, and reports every check as failed without one).
+  if [[ ! -f "$LOTO" ]] || [[ "$(head -c 2 "$LOTO")" == "#!" ]] || grep -qa __ubsan_handle "$LOTO"; then
+    skip "the binary under test is instrumented: its runtime needs descriptors of its own"
+  fi
+  local n state errors=0
+  for state in free held; do
+    if [[ "$state" == held ]]; then
+      hold_lock "$LOCK"
+    fi
+    for n in 4 5 6 7 8 9; do
+      rm -f "$T/ran"
+      # only fds 0-2 open (exec_clean), so n - 3 descriptors are left for loto
+      run --separate-stderr exec_clean bash -c 'ulimit -n "$1"; shift; exec "$@"; exit 126' _ "$n" \
+        "$LOTO" --config "$CFG" -t 0.2 -L cpu -- touch "$T/ran"
+      echo "$state, ulimit -n $n: status $status, stderr: $stderr" >&2
+      case $status in
+      127) [[ "$stderr" == *"error while loading shared libraries"* ]] ;; # too few for ld.so
+      0) [[ "$state" == free && -e "$T/ran" && -z "$stderr" ]] ;;
+      75) [[ "$state" == held && ! -e "$T/ran" && "$stderr" == "loto: timed out after "* ]] ;;
+      *)
+        errors=$((errors + 1))
+        assert_error_line "'$LOCK': Too many open files"
+        [[ "$stderr" == *"': Too many open files" ]]
+        assert_not_ran
+        ;;
+      esac
+    done
+  done
+  # the limits above do reach loto's own opens, not only the dynamic loader's
+  ((errors >= 2))
+}

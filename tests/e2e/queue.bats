@@ -762,3 +762,16 @@ start_queue() {
   [ -d "$lock.q$digits" ] && [ -p "$lock.q${digits%1}2" ] && [ -L "$lock.q${digits%1}3" ]
   [ -f "$lock.q99999999999999999999" ]
 }
+
+@test "slots: --list shows the holders of the N slot files only (a held pool.lock.3 of a pool of 3 is not a slot)" {
+  hold_lock "$T/pool.lock.3" stray
+  hold_lock "$T/pool.lock.2" slot2
+  run --separate-stderr lotoc --list --json
+  [ "$status" -eq 0 ]
+  "$PY" -c '
+import json, sys
+pool = {r["name"]: r for r in json.load(sys.stdin)["resources"]}["pool"]
+print(pool, file=sys.stderr)
+assert [(h["pid"], h["slot"]) for h in pool["holders"]] == [(int(sys.argv[1]), 2)], pool
+' "$HOLDER" <<<"$output"
+}
