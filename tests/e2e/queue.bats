@@ -562,6 +562,9 @@ start_queue() {
     [[ " ${gone[*]} " == *" $i "* ]] || want="$want$i "
   done
   [ "$(tr '\n' ' ' <"$T/order")" = "$want" ]
+  # each dead ticket with a waiter behind it was removed by that waiter as it passed;
+  # only the tail's is left
+  [ "$(tickets "$T/line.lock")" -eq 1 ]
 
   # The tail's dead ticket is left (nobody came after it): a new queue passes it and
   # removes it, and nothing of the queue is left behind afterwards.
@@ -774,4 +777,61 @@ pool = {r["name"]: r for r in json.load(sys.stdin)["resources"]}["pool"]
 print(pool, file=sys.stderr)
 assert [(h["pid"], h["slot"]) for h in pool["holders"]] == [(int(sys.argv[1]), 2)], pool
 ' "$HOLDER" <<<"$output"
+}
+
+@test "fifo: a non-ticket named between two waiters' tickets does not let the later one pass" {
+  spawn -n h lotoc -L line sh -c 'touch "$T/h.in"; '"$(await "$T/h.go")"
+  local holder=$SPAWNED
+  wait_for_file "$T/h.in"
+  start_queue 1
+  local first=("$T"/line.lock.q[0-9]*)
+  [ "${#first[@]}" -eq 1 ]
+  # a directory numbered right after the first waiter's ticket: the second waiter's ticket
+  # comes after it, so the second must look past it to find the first waiter
+  local seq=${first[0]##*.q}
+  mkdir "$T/line.lock.q$(printf '%020d' $((10#$seq + 1)))"
+  spawn -n q2 lotoc -w -L line sh -c 'echo "$1" >>"$T/order"' _ 2
+  WAITERS+=("$SPAWNED")
+  wait_until 5 in_queue "$SPAWNED" "$T/line.lock"
+  wait_until 5 blocked "$SPAWNED"
+  # the first waiter makes its flock() call again: the kernel alone would now serve it last
+  requeue_in_kernel "${WAITERS[0]}"
+  touch "$T/h.go"
+  wait_exit "$holder" 5
+  local pid
+  for pid in "${WAITERS[@]}"; do
+    wait_exit "$pid" 10
+    [ "$STATUS" -eq 0 ]
+  done
+  echo "order: $(tr '\n' ' ' <"$T/order")"
+  [ "$(tr '\n' ' ' <"$T/order")" = "1 2 " ]
+}
+
+# blocked_on PID: the inode PID waits for in flock(); held_by PID: the inode of the (one)
+# flock PID holds.
+blocked_on() { awk -v pid="$1" '$2 == "->" && $3 == "FLOCK" && $6 == pid { n = split($7, a, ":"); print a[n] }' /proc/locks; }
+held_by() { awk -v pid="$1" '$2 == "FLOCK" && $5 == pid { n = split($6, a, ":"); print a[n] }' /proc/locks; }
+
+@test "fifo: each waiter sleeps on the ticket of the one just ahead (a turn wakes one waiter, not all)" {
+  spawn -n h lotoc -L line sh -c 'touch "$T/h.in"; '"$(await "$T/h.go")"
+  local holder=$SPAWNED
+  wait_for_file "$T/h.in"
+  start_queue 5
+  local i
+  for i in 0 1 2 3 4; do
+    wait_until 5 blocked "${WAITERS[i]}"
+  done
+  # the head waits for the lock itself
+  [ "$(blocked_on "${WAITERS[0]}")" = "$(stat -c %i "$T/line.lock")" ]
+  for i in 1 2 3 4; do
+    echo "waiter $((i + 1)) waits for inode $(blocked_on "${WAITERS[i]}"), waiter $i holds $(held_by "${WAITERS[i - 1]}")"
+    [ "$(blocked_on "${WAITERS[i]}")" = "$(held_by "${WAITERS[i - 1]}")" ]
+  done
+  touch "$T/h.go"
+  wait_exit "$holder" 5
+  for i in 0 1 2 3 4; do
+    wait_exit "${WAITERS[i]}" 10
+    [ "$STATUS" -eq 0 ]
+  done
+  [ "$(tr '\n' ' ' <"$T/order")" = "1 2 3 4 5 " ]
 }
