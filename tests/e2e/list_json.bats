@@ -295,3 +295,82 @@ assert res["r3"]["timeout_seconds"] == 3 and res["r3"]["description"] == "resour
 '
   ((elapsed < 2000000))
 }
+
+@test "fifo: loto waiters in the queue's order (not the kernel's), since they queued, then a flock(1) waiter" {
+  lock="$T/line.lock"
+  f="$(write_config "lock_dir: $T
+logging: {syslog: false}
+resources:
+  line: {path: $lock, queue: fifo}
+")"
+  start_holder h flock -x "$lock" sh -c 'touch "$1"; exec sleep 60' sh "$T/h.ready"
+  local holder=$SPAWNED before w1 w2 w3 f1 stamps=()
+  # w1 (loto), w2 (loto -s), f1 (flock(1), outside the queue), w3 (loto), one after another
+  before="$(now_ms)"
+  spawn -n w1 "$LOTO" --config "$f" -w -L line -- true
+  w1=$SPAWNED
+  wait_for_waiters "$lock" 1
+  stamps+=("$before" "$(now_ms)")
+  before="$(now_ms)"
+  spawn -n w2 "$LOTO" --config "$f" -w -s -L line -- true
+  w2=$SPAWNED
+  wait_until 5 _tickets_are "$lock" 2
+  wait_until 5 _blocked_pid "$w2"
+  stamps+=("$before" "$(now_ms)")
+  spawn -n f1 flock -x "$lock" true
+  f1=$SPAWNED
+  wait_for_waiters "$lock" 2
+  before="$(now_ms)"
+  spawn -n w3 "$LOTO" --config "$f" -w -L line -- true
+  w3=$SPAWNED
+  wait_until 5 _tickets_are "$lock" 3
+  wait_until 5 _blocked_pid "$w3"
+  stamps+=("$before" "$(now_ms)")
+  # w1 makes its flock() call again: in the kernel's list it is now behind f1
+  kill -STOP "$w1"
+  wait_until 5 _stopped_pid "$w1"
+  kill -CONT "$w1"
+  wait_until 5 _blocked_pid "$w1"
+
+  run --separate-stderr "$LOTO" --config "$f" --list --json
+  [ "$status" -eq 0 ]
+  [ -z "$stderr" ]
+  jcheck '
+w1, w2, w3, f1, holder, slack = (int(a) for a in args[:6])
+st = [int(x) for x in args[6:12]]
+line = res["line"]
+assert [h["pid"] for h in line["holders"]] == [holder], line
+waiters = line["waiters"]
+assert [w["pid"] for w in waiters] == [w1, w2, w3, f1], waiters
+# in the queue: the mode is the one asked for only once at the lock; since = the ticket
+for i, w in enumerate(waiters[:3]):
+    assert w["mode"] is None, w
+    assert st[2 * i] - slack <= iso_ms(w["since"]) <= st[2 * i + 1] + slack, (w, st)
+assert waiters[1]["command"].endswith(" -w -s -L line -- true"), waiters
+assert waiters[3]["mode"] == "exclusive" and waiters[3]["command"] == "flock -x " + args[12] + " true", waiters
+assert line["waiting"] == 4, line
+' "$w1" "$w2" "$w3" "$f1" "$holder" "$SLACK_MS" "${stamps[@]}" "$lock"
+  release_lock "$holder"
+  for w in "$w1" "$w2" "$w3" "$f1"; do
+    wait_exit "$w" 10
+    [ "$STATUS" -eq 0 ]
+  done
+}
+
+# _tickets_are LOCK N: LOCK has N ticket files (its queue holds N loto runs).
+_tickets_are() {
+  local f n=0
+  for f in "$1".q[0-9]*; do
+    [[ -e "$f" ]] && n=$((n + 1))
+  done
+  ((n == $2))
+}
+# _blocked_pid PID: PID is blocked in flock() (on the lock or on a ticket);
+# _stopped_pid PID: PID is stopped.
+_blocked_pid() { awk -v pid="$1" '$2 == "->" && $6 == pid { f = 1 } END { exit !f }' /proc/locks; }
+_stopped_pid() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" == T ]]
+}

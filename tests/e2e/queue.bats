@@ -835,3 +835,33 @@ held_by() { awk -v pid="$1" '$2 == "FLOCK" && $5 == pid { n = split($6, a, ":");
   done
   [ "$(tr '\n' ' ' <"$T/order")" = "1 2 3 4 5 " ]
 }
+
+@test "slots: a waiter stopped by SIGTERM or SIGINT exits 128+N, and its command never runs" {
+  hold_lock "$T/pool.lock" p0
+  hold_lock "$T/pool.lock.1" p1
+  hold_lock "$T/pool.lock.2" p2
+  local sig code
+  for sig in TERM INT; do
+    rm -f "$T/ran"
+    spawn -n "w$sig" lotoc -w -L pool -- touch "$T/ran"
+    wait_until 5 holds_flock "$SPAWNED" # its ticket: it waits
+    wait_until 5 blocked_in_read_or_flock "$SPAWNED"
+    kill "-$sig" "$SPAWNED"
+    wait_exit "$SPAWNED" 5
+    code=$((128 + $(kill -l "$sig")))
+    echo "SIG$sig: status $STATUS, want $code; $(cat "$T/w$sig.err")" >&2
+    [ "$STATUS" -eq "$code" ]
+    [ ! -e "$T/ran" ]
+    grep -q "interrupted by SIG$sig while waiting for" "$T/w$sig.err"
+  done
+  wait_for_tickets "$T/pool.lock" 0
+}
+
+# blocked_in_read_or_flock PID: PID sleeps in the kernel (state S), as a slot waiter does
+# in read() on its inotify watch, or any waiter in flock().
+blocked_in_read_or_flock() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" == S ]]
+}
