@@ -108,3 +108,22 @@ print(repr(data[i - 4:i]))' "$OUT"
   ((elapsed >= 2500 && elapsed < 3200))
   release_lock
 }
+
+@test "on a terminal, waiting for a slot: the line updates too, and the freed slot 0 is taken" {
+  local cfg
+  cfg="$(write_config "$(printf '%s\nresources:\n  pool:\n    path: %s\n    slots: 2\n' "$(base_config)" "$T/pool.lock")")"
+  hold_lock "$T/pool.lock" s0
+  local s0=$HOLDER
+  hold_lock "$T/pool.lock.1" s1
+  spawn -n waiter env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" --config "$cfg" -t 30 -L pool -- \
+    sh -c 'echo "RAN in slot $LOTO_SLOT"'
+  wait_until 10 has_updates 3
+  release_lock "$s0"
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  run status_lines
+  echo "$output" >&2
+  [[ "$output" == *"loto: waiting 1s (29s left) for resource 'pool'"* ]]
+  [[ "$output" == *"loto: waiting 2s (28s left) for resource 'pool'"* ]]
+  grep -q "RAN in slot 0" "$OUT"
+}
