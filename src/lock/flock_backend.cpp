@@ -692,8 +692,7 @@ public:
     std::vector<LockParty> unqueued; // blocked on a lock file, in the kernel's order
     std::vector<LockParty> queued;   // holding a ticket, in the queue's order
     for (int slot = 0; slot < target.slots; ++slot) {
-      LockState part =
-          inspect_flock_lock(slot_file(target.path, slot));
+      LockState part = inspect_flock_lock(slot_file(target.path, slot));
       for (auto& holder : part.holders) {
         holder.slot = target.slots > 1 ? slot : -1;
         state.holders.push_back(std::move(holder));
@@ -703,8 +702,7 @@ public:
     const auto [dir, name] = split_lock_path(target.path);
     const Fd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (dir_fd.get() >= 0) {
-      for (const auto& [sequence, file] :
-           list_tickets(dir_fd.get(), name, target.path)) {
+      for (const auto& [sequence, file] : list_tickets(dir_fd.get(), name, target.path)) {
         LockState ticket = inspect_flock_lock((dir == "/" ? "" : dir) + "/" + file);
         struct stat st {};
         if (ticket.holders.empty() ||
