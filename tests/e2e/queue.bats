@@ -865,3 +865,16 @@ blocked_in_read_or_flock() {
   stat="${stat##*) }"
   [[ "${stat:0:1}" == S ]]
 }
+
+@test "slots: two slot resources in one run: LOTO_SLOT lists both slots, in -L order" {
+  local cfg
+  cfg="$(write_config "$(printf '%s\nlogging:\n  syslog: false\nresources:\n  a:\n    path: %s\n    slots: 3\n  b:\n    path: %s\n    slots: 2\n' \
+    "lock_dir: $T" "$T/a.lock" "$T/b.lock")")"
+  hold_lock "$T/a.lock" a0
+  hold_lock "$T/a.lock.1" a1
+  hold_lock "$T/b.lock" b0
+  run --separate-stderr "$LOTO" --config "$cfg" -v -L a -L b -- sh -c 'echo "$LOTO_SLOT"'
+  echo "$stderr" >&2
+  [ "$status" -eq 0 ]
+  [ "$output" = "2,1" ]
+}
