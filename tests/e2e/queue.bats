@@ -762,7 +762,9 @@ start_queue() {
   [ "$STATUS" -eq 0 ]
   [ -e "$T/ran2" ]
   # and they are left where they are (not loto's to remove)
-  [ -d "$lock.q$digits" ] && [ -p "$lock.q${digits%1}2" ] && [ -L "$lock.q${digits%1}3" ]
+  [ -d "$lock.q$digits" ]
+  [ -p "$lock.q${digits%1}2" ]
+  [ -L "$lock.q${digits%1}3" ]
   [ -f "$lock.q99999999999999999999" ]
 }
 
