@@ -374,3 +374,36 @@ _stopped_pid() {
   stat="${stat##*) }"
   [[ "${stat:0:1}" == T ]]
 }
+
+@test "fifo: a waiter's since is when it joined this lock's queue, not when its process started" {
+  f="$(write_config "lock_dir: $T
+logging: {syslog: false}
+resources:
+  first: {path: $T/first.lock}
+  line: {path: $T/line.lock, queue: fifo}
+")"
+  start_holder a flock -x "$T/first.lock" sh -c 'touch "$1"; exec sleep 60' sh "$T/a.ready"
+  local first_holder=$SPAWNED
+  start_holder b flock -x "$T/line.lock" sh -c 'touch "$1"; exec sleep 60' sh "$T/b.ready"
+  local started queued w
+  started="$(now_ms)"
+  # locks are taken in -L order: it waits for "first", and only then queues for "line"
+  spawn -n w "$LOTO" --config "$f" -w -L first -L line -- true
+  w=$SPAWNED
+  wait_for_waiters "$T/first.lock" 1
+  # let half a second pass (far more than the slack), then let it move on to "line"
+  wait_until 5 _past_ms $((started + 500))
+  queued="$(now_ms)"
+  release_lock "$first_holder"
+  wait_until 5 _tickets_are "$T/line.lock" 1
+  run --separate-stderr "$LOTO" --config "$f" --list --json
+  [ "$status" -eq 0 ]
+  jcheck '
+w, queued, slack = (int(a) for a in args)
+waiters = res["line"]["waiters"]
+assert [x["pid"] for x in waiters] == [w], waiters
+assert iso_ms(waiters[0]["since"]) >= queued - slack, (waiters, queued)
+' "$w" "$queued" "$SLACK_MS"
+}
+
+_past_ms() { (($(now_ms) >= $1)); }
