@@ -842,5 +842,6 @@ has_field() {
   one_line "$lost"
   has_field "$lost" "resource=$R"
   has_field "$lost" "lease=${key##*/}"
+  has_field "$lost" "stopped_with=SIGTERM" # sleep ends at the first signal
   [ -z "$(event_lines finished)" ] || has_field "$(event_lines finished)" "lease=${key##*/}"
 }
