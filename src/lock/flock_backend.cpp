@@ -437,14 +437,15 @@ list_tickets(int dir_fd, const std::string& name, const std::string& path) {
         break; // never from the kernel; no endless loop if it were
       }
       at += entry.d_reclen;
-      // 20 digits may exceed 2^64 - 1: such a name (anyone may make one in a shared
-      // directory) is no ticket loto made, and must not throw.
-      std::uint64_t sequence = 0;
-      const char* const digits = file.data() + prefix.size();
-      if (file.size() == prefix.size() + k_sequence_digits && file.starts_with(prefix) &&
-          file.find_first_not_of("0123456789", prefix.size()) == std::string_view::npos &&
-          std::from_chars(digits, digits + k_sequence_digits, sequence).ec == std::errc{}) {
-        tickets.emplace_back(sequence, file);
+      // Exactly 20 digits that fit in 64 bits: anyone may name a file in a shared
+      // directory, and a larger number is no ticket loto made (and must not throw).
+      if (file.size() == prefix.size() + k_sequence_digits && file.starts_with(prefix)) {
+        std::uint64_t sequence = 0;
+        const char* const digits = file.data() + prefix.size();
+        const auto [end, error] = std::from_chars(digits, digits + k_sequence_digits, sequence);
+        if (error == std::errc{} && end == digits + k_sequence_digits) {
+          tickets.emplace_back(sequence, file);
+        }
       }
     }
   }

@@ -27,6 +27,9 @@
 #   wait_exit PID [TIMEOUT_S]  wait (bounded) for a spawned child; sets $STATUS
 #   lock_is_held PATH / lock_is_free PATH     probe with flock(1) -n
 #   proc_gone PID            true when PID no longer runs (gone or zombie)
+#   proc_state PID / proc_stopped PID / proc_sleeping PID   its state letter (T, S)
+#   blocked PID              PID is blocked in flock() (from /proc/locks)
+#   tickets PATH / wait_for_tickets PATH N [TIMEOUT_S]   fifo queue ticket files of PATH
 #   hold_lock PATH [NAME] / release_lock      a flock(1) holder in the background ($HOLDER)
 #   lock_waiters PATH / wait_for_waiters PATH [N] [TIMEOUT_S]
 #                            processes blocked in flock() on PATH (from /proc/locks):
@@ -271,13 +274,38 @@ _has_lines() { [[ -f "$1" ]] && (($(wc -l <"$1") >= $2)); }
 wait_for_lines() { wait_until "${3:-5}" _has_lines "$1" "$2"; }
 
 # --- processes ---------------------------------------------------------------------------
-proc_gone() {
-  # fork-free: /proc/PID/stat is "pid (comm) S ..."; gone or zombie counts as gone
+# proc_state PID: the one-letter state of PID (R, S, T, Z ...), nothing if it is gone.
+# Fork-free: /proc/PID/stat is "pid (comm) S ...".
+proc_state() {
   local stat
   { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
   stat="${stat##*) }"
-  [[ "${stat:0:1}" == Z || "${stat:0:1}" == X ]]
+  echo "${stat:0:1}"
 }
+proc_gone() {
+  local state
+  state="$(proc_state "$1")"
+  [[ -z "$state" || "$state" == Z || "$state" == X ]] # gone or zombie counts as gone
+}
+proc_stopped() { [[ "$(proc_state "$1")" == T ]]; }
+proc_sleeping() { [[ "$(proc_state "$1")" == S ]]; }
+
+# blocked PID: PID is blocked in flock() (a "->" line of /proc/locks), on a lock or a ticket.
+blocked() {
+  awk -v pid="$1" '$2 == "->" && $3 == "FLOCK" && $6 == pid { found = 1 } END { exit !found }' /proc/locks
+}
+
+# tickets LOCKFILE: how many ticket files ("LOCKFILE.q<20 digits>", live or dead) it has;
+# wait_for_tickets LOCKFILE N [TIMEOUT_S]: until exactly N are there.
+tickets() {
+  local f n=0
+  for f in "$1".q[0-9]*; do
+    [[ -e "$f" ]] && n=$((n + 1))
+  done
+  echo "$n"
+}
+_has_tickets() { (($(tickets "$1") == $2)); }
+wait_for_tickets() { wait_until "${3:-5}" _has_tickets "$1" "$2"; }
 
 # spawn [-n NAME] CMD...  -> $SPAWNED. Runs in a new session (setsid does not fork: the
 # background child of a non-interactive shell is never a group leader), so $SPAWNED is

@@ -314,8 +314,8 @@ resources:
   before="$(now_ms)"
   spawn -n w2 "$LOTO" --config "$f" -w -s -L line -- true
   w2=$SPAWNED
-  wait_until 5 _tickets_are "$lock" 2
-  wait_until 5 _blocked_pid "$w2"
+  wait_for_tickets "$lock" 2
+  wait_until 5 blocked "$w2"
   stamps+=("$before" "$(now_ms)")
   spawn -n f1 flock -x "$lock" true
   f1=$SPAWNED
@@ -323,14 +323,14 @@ resources:
   before="$(now_ms)"
   spawn -n w3 "$LOTO" --config "$f" -w -L line -- true
   w3=$SPAWNED
-  wait_until 5 _tickets_are "$lock" 3
-  wait_until 5 _blocked_pid "$w3"
+  wait_for_tickets "$lock" 3
+  wait_until 5 blocked "$w3"
   stamps+=("$before" "$(now_ms)")
   # w1 makes its flock() call again: in the kernel's list it is now behind f1
   kill -STOP "$w1"
-  wait_until 5 _stopped_pid "$w1"
+  wait_until 5 proc_stopped "$w1"
   kill -CONT "$w1"
-  wait_until 5 _blocked_pid "$w1"
+  wait_until 5 blocked "$w1"
 
   run --separate-stderr "$LOTO" --config "$f" --list --json
   [ "$status" -eq 0 ]
@@ -357,24 +357,6 @@ assert line["waiting"] == 4, line
   done
 }
 
-# _tickets_are LOCK N: LOCK has N ticket files (its queue holds N loto runs).
-_tickets_are() {
-  local f n=0
-  for f in "$1".q[0-9]*; do
-    [[ -e "$f" ]] && n=$((n + 1))
-  done
-  ((n == $2))
-}
-# _blocked_pid PID: PID is blocked in flock() (on the lock or on a ticket);
-# _stopped_pid PID: PID is stopped.
-_blocked_pid() { awk -v pid="$1" '$2 == "->" && $6 == pid { f = 1 } END { exit !f }' /proc/locks; }
-_stopped_pid() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" == T ]]
-}
-
 @test "fifo: a waiter's since is when it joined this lock's queue, not when its process started" {
   f="$(write_config "lock_dir: $T
 logging: {syslog: false}
@@ -395,7 +377,7 @@ resources:
   wait_until 5 _past_ms $((started + 500))
   queued="$(now_ms)"
   release_lock "$first_holder"
-  wait_until 5 _tickets_are "$T/line.lock" 1
+  wait_for_tickets "$T/line.lock" 1
   run --separate-stderr "$LOTO" --config "$f" --list --json
   [ "$status" -eq 0 ]
   jcheck '

@@ -23,18 +23,6 @@ setup() {
 
 teardown() { common_teardown; }
 
-# The ticket files of lock file $1 (waiters that hold a place in its queue, live or dead).
-tickets() {
-  local f n=0
-  for f in "$1".q[0-9]*; do
-    [[ -e "$f" ]] && n=$((n + 1))
-  done
-  echo "$n"
-}
-_has_tickets() { (($(tickets "$1") == $2)); }
-# wait_for_tickets LOCKFILE N: until exactly N ticket files are there.
-wait_for_tickets() { wait_until "${3:-5}" _has_tickets "$1" "$2"; }
-
 # in_queue PID LOCKFILE: PID holds the flock of one of LOCKFILE's ticket files: its place
 # in the queue is taken and named, so a waiter started after this one queues behind it.
 in_queue() {
@@ -45,19 +33,6 @@ in_queue() {
   awk -v pid="$1" -v inodes="$inodes" '$2 == "FLOCK" && $5 == pid {
       n = split($6, a, ":"); if (index(inodes, " " a[n] " ")) found = 1 }
     END { exit !found }' /proc/locks
-}
-
-# proc_stopped PID: PID is stopped (state T).
-proc_stopped() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" == T ]]
-}
-
-# blocked PID: PID is blocked in flock() (a "->" line of /proc/locks).
-blocked() {
-  awk -v pid="$1" '$2 == "->" && $3 == "FLOCK" && $6 == pid { found = 1 } END { exit !found }' /proc/locks
 }
 
 # requeue_in_kernel PID...: stops and continues each waiter in turn, so that its flock()
@@ -498,6 +473,18 @@ start_queue() {
   done
 }
 
+# queue_ran_in_order ORDER...: every waiter of start_queue ($WAITERS) exits 0 within 10 s,
+# and the jobs ran in ORDER (their $T/order lines).
+queue_ran_in_order() {
+  local pid
+  for pid in "${WAITERS[@]}"; do
+    wait_exit "$pid" 10
+    [ "$STATUS" -eq 0 ] || return 1
+  done
+  echo "order: $(tr '\n' ' ' <"$T/order")"
+  [ "$(tr '\n' ' ' <"$T/order")" = "$* " ]
+}
+
 @test "fifo: 20 waiters started one after another run in that order" {
   spawn -n h lotoc -L line sh -c 'touch "$T/h.in"; '"$(await "$T/h.go")"
   local holder=$SPAWNED
@@ -509,13 +496,7 @@ start_queue() {
   [ ! -e "$T/order" ]
   touch "$T/h.go"
   wait_exit "$holder" 5
-  local pid
-  for pid in "${WAITERS[@]}"; do
-    wait_exit "$pid" 10
-    [ "$STATUS" -eq 0 ]
-  done
-  echo "order: $(tr '\n' ' ' <"$T/order")"
-  [ "$(tr '\n' ' ' <"$T/order")" = "$(seq 1 20 | tr '\n' ' ')" ]
+  queue_ran_in_order $(seq 1 20)
   # everyone left the queue
   [ "$(tickets "$T/line.lock")" -eq 0 ]
   lock_is_free "$T/line.lock"
@@ -626,12 +607,7 @@ start_queue() {
   requeue_in_kernel "${WAITERS[1]}" "${WAITERS[0]}"
   [ ! -e "$T/order" ]
   release_lock
-  local pid
-  for pid in "${WAITERS[@]}"; do
-    wait_exit "$pid" 10
-    [ "$STATUS" -eq 0 ]
-  done
-  [ "$(tr '\n' ' ' <"$T/order")" = "$(seq 1 10 | tr '\n' ' ')" ]
+  queue_ran_in_order $(seq 1 10)
   # and a fifo loto holder keeps flock(1) out
   spawn -n h lotoc -L line sh -c 'touch "$T/h.in"; '"$(await "$T/h.go")"
   local holder=$SPAWNED
@@ -800,13 +776,7 @@ assert [(h["pid"], h["slot"]) for h in pool["holders"]] == [(int(sys.argv[1]), 2
   requeue_in_kernel "${WAITERS[0]}"
   touch "$T/h.go"
   wait_exit "$holder" 5
-  local pid
-  for pid in "${WAITERS[@]}"; do
-    wait_exit "$pid" 10
-    [ "$STATUS" -eq 0 ]
-  done
-  echo "order: $(tr '\n' ' ' <"$T/order")"
-  [ "$(tr '\n' ' ' <"$T/order")" = "1 2 " ]
+  queue_ran_in_order 1 2
 }
 
 # blocked_on PID: the inode PID waits for in flock(); held_by PID: the inode of the (one)
@@ -831,11 +801,7 @@ held_by() { awk -v pid="$1" '$2 == "FLOCK" && $5 == pid { n = split($6, a, ":");
   done
   touch "$T/h.go"
   wait_exit "$holder" 5
-  for i in 0 1 2 3 4; do
-    wait_exit "${WAITERS[i]}" 10
-    [ "$STATUS" -eq 0 ]
-  done
-  [ "$(tr '\n' ' ' <"$T/order")" = "1 2 3 4 5 " ]
+  queue_ran_in_order 1 2 3 4 5
 }
 
 @test "slots: a waiter stopped by SIGTERM or SIGINT exits 128+N, and its command never runs" {
@@ -847,7 +813,7 @@ held_by() { awk -v pid="$1" '$2 == "FLOCK" && $5 == pid { n = split($6, a, ":");
     rm -f "$T/ran"
     spawn -n "w$sig" lotoc -w -L pool -- touch "$T/ran"
     wait_until 5 holds_flock "$SPAWNED" # its ticket: it waits
-    wait_until 5 blocked_in_read_or_flock "$SPAWNED"
+    wait_until 5 proc_sleeping "$SPAWNED" # in read() on its slots' inotify watch
     kill "-$sig" "$SPAWNED"
     wait_exit "$SPAWNED" 5
     code=$((128 + $(kill -l "$sig")))
@@ -859,14 +825,6 @@ held_by() { awk -v pid="$1" '$2 == "FLOCK" && $5 == pid { n = split($6, a, ":");
   wait_for_tickets "$T/pool.lock" 0
 }
 
-# blocked_in_read_or_flock PID: PID sleeps in the kernel (state S), as a slot waiter does
-# in read() on its inotify watch, or any waiter in flock().
-blocked_in_read_or_flock() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" == S ]]
-}
 
 @test "slots: two slot resources in one run: LOTO_SLOT lists both slots, in -L order" {
   local cfg

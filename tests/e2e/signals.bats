@@ -111,14 +111,6 @@ sigs() { cat "$T/sigs" 2>/dev/null || true; }
   [ "$STATUS" -eq 5 ]
 }
 
-proc_state() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  echo "${stat:0:1}"
-}
-_is_stopped() { [ "$(proc_state "$1")" = T ]; }
-
 # group_signal SIG: sends SIG to loto's whole process group (loto and the command).
 # A second copy forwarded by loto would land within microseconds and could merge with
 # the first in the kernel (standard signals do not queue), hiding the bug. So loto is
@@ -128,7 +120,7 @@ _is_stopped() { [ "$(proc_state "$1")" = T ]; }
 group_signal() {
   local sig="$1"
   kill -STOP "$LOTO_PID"
-  wait_until 2 _is_stopped "$LOTO_PID"
+  wait_until 2 proc_stopped "$LOTO_PID"
   kill -s "$sig" -- "-$LOTO_PID"
   wait_for_lines "$T/sigs" 1
   kill -CONT "$LOTO_PID"
