@@ -788,8 +788,17 @@ Config load_config(const ConfigSource& source) {
   return config;
 }
 
+namespace {
+constexpr std::array<LeftoverMode, 3> k_leftover_modes{
+    LeftoverMode::leave, LeftoverMode::wait, LeftoverMode::kill};
+} // namespace
+
 std::vector<std::string> leftover_mode_names() {
-  return {"leave", "wait", "kill"};
+  std::vector<std::string> names;
+  for (const LeftoverMode mode : k_leftover_modes) {
+    names.emplace_back(leftover_mode_name(mode));
+  }
+  return names;
 }
 
 const char* leftover_mode_name(LeftoverMode mode) {
@@ -805,7 +814,7 @@ const char* leftover_mode_name(LeftoverMode mode) {
 }
 
 std::optional<LeftoverMode> parse_leftover_mode(std::string_view name) {
-  for (const LeftoverMode mode : {LeftoverMode::leave, LeftoverMode::wait, LeftoverMode::kill}) {
+  for (const LeftoverMode mode : k_leftover_modes) {
     if (name == leftover_mode_name(mode)) {
       return mode;
     }
