@@ -692,8 +692,9 @@ public:
     LockState state;
     std::vector<LockParty> unqueued; // blocked on a lock file, in the kernel's order
     std::vector<LockParty> queued;   // holding a ticket, in the queue's order
+    const std::string proc_locks = read_proc_locks(); // once for every slot and ticket
     for (int slot = 0; slot < target.slots; ++slot) {
-      LockState part = inspect_flock_lock(slot_file(target.path, slot));
+      LockState part = inspect_flock_lock(slot_file(target.path, slot), proc_locks);
       for (auto& holder : part.holders) {
         holder.slot = target.slots > 1 ? slot : -1;
         state.holders.push_back(std::move(holder));
@@ -704,7 +705,7 @@ public:
     const Fd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (dir_fd.get() >= 0) {
       for (const auto& [sequence, file] : list_tickets(dir_fd.get(), name, target.path)) {
-        LockState ticket = inspect_flock_lock((dir == "/" ? "" : dir) + "/" + file);
+        LockState ticket = inspect_flock_lock((dir == "/" ? "" : dir) + "/" + file, proc_locks);
         struct stat st {};
         if (ticket.holders.empty() ||
             ::fstatat(dir_fd.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {

@@ -193,17 +193,18 @@ std::string iso8601_utc_ms(std::chrono::system_clock::time_point time) {
   return text.data();
 }
 
-LockState inspect_flock_lock(const std::string& path) {
+std::string read_proc_locks() {
+  return read_file("/proc/locks", k_max_proc_locks_size).value_or("");
+}
+
+LockState inspect_flock_lock(const std::string& path, std::string_view proc_locks) {
   LockState state;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     return state;
   }
-  const auto text = read_file("/proc/locks", k_max_proc_locks_size);
-  if (!text) {
-    return state;
-  }
-  for (const auto& entry : flock_entries(*text, major(st.st_dev), minor(st.st_dev), st.st_ino)) {
+  for (const auto& entry :
+       flock_entries(proc_locks, major(st.st_dev), minor(st.st_dev), st.st_ino)) {
     (entry.waiter ? state.waiters : state.holders).push_back(party_of(entry));
   }
   return state;

@@ -35,8 +35,12 @@ std::optional<unsigned long long> start_ticks_of_stat(std::string_view stat);
 // "2026-11-30T06:00:00.120Z": UTC, milliseconds.
 std::string iso8601_utc_ms(std::chrono::system_clock::time_point time);
 
+// The text of /proc/locks ("" if it cannot be read): read once for a whole listing.
+std::string read_proc_locks();
+
 // Every holder and waiter of the flock(2) lock on `path` (a lock file that may not
-// exist: then nobody holds it), each with its user, command line and start time.
-LockState inspect_flock_lock(const std::string& path);
+// exist: then nobody holds it) in `proc_locks`, the text of /proc/locks, each with its
+// user, command line and start time.
+LockState inspect_flock_lock(const std::string& path, std::string_view proc_locks);
 
 } // namespace loto
