@@ -24,7 +24,8 @@
 #      so that a survivor slowed down by a busy machine is not taken for a hang):
 #      "timed out", which counts as killed.
 # It prints a table per file (score = (killed + timed out) / (mutants - equivalent -
-# untestable - stillborn)) and writes every survivor's diff to WORK/survivors.txt (--report FILE).
+# untestable - stillborn)) and writes every survivor's diff to WORK/survivors.txt
+# (--report FILE).
 # Exit status: 0 when no mutant survived, 1 when some did, 2 when the tool itself failed
 # (bad option, the original does not build or its tests fail, no table).
 set -euo pipefail
