@@ -716,12 +716,13 @@ queue_ran_in_order() {
   done
 }
 
-@test "fifo: things named like tickets that are not (a directory, a FIFO, a symlink, a number over 2^64) hold nobody up" {
+@test "fifo: things named like tickets that are not (a directory, a FIFO, a symlink, a number over 2^64, 21 digits) hold nobody up" {
   local lock="$T/line.lock" digits=00000000000000000001
   mkdir "$lock.q$digits"
   mkfifo "$lock.q${digits%1}2"
   ln -s /etc/passwd "$lock.q${digits%1}3"
   : >"$lock.q99999999999999999999" # 20 digits, no uint64: once "internal error: stoull"
+  : >"$lock.q${digits}0"             # 21 digits: not a ticket either
   run --separate-stderr lotoc --list --json
   [ "$status" -eq 0 ]
   [ -z "$stderr" ]
@@ -742,6 +743,7 @@ queue_ran_in_order() {
   [ -p "$lock.q${digits%1}2" ]
   [ -L "$lock.q${digits%1}3" ]
   [ -f "$lock.q99999999999999999999" ]
+  [ -f "$lock.q${digits}0" ] # an unlocked ticket would have been removed as dead
 }
 
 @test "slots: --list shows the holders of the N slot files only (a held pool.lock.3 of a pool of 3 is not a slot)" {
