@@ -34,13 +34,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 mutate="$root/tests/tools/mutate.py"
 equivalent_list="$root/tests/tools/mutation-equivalent.txt"
 scope=(src/lock/flock_backend.cpp src/plan.cpp src/executor.cpp src/process.cpp
-  src/lock/etcd/etcd_backend.cpp)
+  src/lock/etcd/etcd_backend.cpp src/lock/etcd/messages.cpp)
 
 # The tests that cover each file, in the order they run (the quickest killers first), and
 # the build targets they need. Each entry is a CTest regular expression.
 targets_for() {
   case $1 in
   src/plan.cpp) echo "loto loto_unit" ;;
+  src/lock/etcd/messages.cpp) echo "loto loto_unit loto-etcd" ;;
   *) echo "loto loto-etcd" ;; # their maps hold tests with etcd resources
   esac
 }
@@ -60,6 +61,9 @@ tests_for() {
     ;;
   src/lock/etcd/etcd_backend.cpp)
     echo 'e2e\.etcd$ e2e\.etcd_slots e2e\.etcd_tls e2e\.etcd_cluster stress\.etcd_quick'
+    ;;
+  src/lock/etcd/messages.cpp)
+    echo '^unit\. e2e\.etcd$ e2e\.etcd_slots e2e\.etcd_cluster stress\.etcd_quick'
     ;;
   *) return 1 ;;
   esac

@@ -3,6 +3,7 @@
 #include "build_info.hpp"
 #include "error.hpp"
 #include "identity.hpp"
+#include "lock/etcd/messages.hpp"
 #include "lock/etcd/protocol.hpp"
 #include "lock/lock.hpp"
 #include "text.hpp"
@@ -18,7 +19,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <climits>
 #include <cstring>
 #include <functional>
@@ -31,69 +31,8 @@ namespace {
 namespace protocol = etcd_protocol;
 using Clock = std::chrono::steady_clock;
 
-// With a lease of TTL T whose last renewal that succeeded was sent at S, etcd cannot
-// expire it before S + T (it restarts the TTL when the renewal arrives, after S). The job
-// gets SIGTERM at S + 0.6 T and SIGKILL at S + 0.8 T; the helper renews every T/4, so
-// two renewals in a row can fail, or a leader election of about a second can pass,
-// before the job is disturbed. The last 0.2 T are the margin for the kill to take effect.
-constexpr double k_term_fraction = 0.6;
-constexpr double k_kill_fraction = 0.8;
-// When etcd says the lease or the key is gone, another host may hold the lock already:
-// SIGTERM at once, SIGKILL after 0.2 T (or the deadline above, if sooner).
-constexpr double k_grace_fraction = 0.2;
 // How long loto waits for the helper to give the lock up (revoke the lease) on release.
 constexpr auto k_release_wait = std::chrono::seconds(3);
-
-MonotonicTime monotonic_from_ns(const std::string& text) {
-  return MonotonicTime(std::chrono::nanoseconds(std::stoll(text)));
-}
-
-// A count the helper sent, or 0 if it is not one.
-int count_of(const std::string& text) {
-  int count = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
-  return error == std::errc() && end == text.data() + text.size() ? count : 0;
-}
-
-Duration fraction_of(Duration ttl, double fraction) {
-  return std::chrono::duration_cast<Duration>(ttl * fraction);
-}
-
-struct Message {
-  std::string verb;
-  std::vector<std::string> fields;
-
-  // Field `index`, or "" if the helper sent fewer.
-  const std::string& field(std::size_t index) const {
-    static const std::string none;
-    return index < fields.size() ? fields[index] : none;
-  }
-};
-
-// How many of the `count` keys of a "holders" answer hold: its HELD field, or one for a
-// helper that sends none (a mutex).
-int holders_among(const Message& holders, int count) {
-  const int held = holders.fields.size() > 3 ? count_of(holders.field(3)) : 1;
-  return std::clamp(held, 1, count);
-}
-
-Message parse_message(std::string_view line) {
-  Message message;
-  std::size_t at = 0;
-  for (;;) {
-    const auto tab = line.find(protocol::k_separator, at);
-    std::string part(line.substr(at, tab == std::string_view::npos ? tab : tab - at));
-    if (message.verb.empty() && at == 0) {
-      message.verb = std::move(part);
-    } else {
-      message.fields.push_back(std::move(part));
-    }
-    if (tab == std::string_view::npos) {
-      return message;
-    }
-    at = tab + 1;
-  }
-}
 
 // The helper binary: beside loto in a build tree, else where the package installs it.
 std::string helper_path() {
@@ -182,12 +121,12 @@ public:
   }
 
   // A message already received, if any.
-  std::optional<Message> take() {
+  std::optional<HelperMessage> take() {
     const auto newline = m_buffer.find('\n');
     if (newline == std::string::npos) {
       return std::nullopt;
     }
-    Message message = parse_message(std::string_view(m_buffer).substr(0, newline));
+    HelperMessage message = parse_helper_message(std::string_view(m_buffer).substr(0, newline));
     m_buffer.erase(0, newline + 1);
     return message;
   }
@@ -213,7 +152,7 @@ public:
 
   // The next message, blocking until it comes. nullopt at the end of the stream, or when
   // `stop` says to stop waiting (checked whenever a signal or the timer interrupts).
-  std::optional<Message> next(const std::function<bool()>& stop) {
+  std::optional<HelperMessage> next(const std::function<bool()>& stop) {
     for (;;) {
       if (auto message = take()) {
         return message;
@@ -263,23 +202,6 @@ private:
   std::string m_buffer;
 };
 
-// The lease as loto counts it: its TTL and when its last good renewal was sent.
-struct LeaseTimes {
-  std::string id_hex;
-  Duration ttl{};
-  MonotonicTime renewed_at{}; // when the grant or last good keepalive was sent
-
-  void apply(const Message& message) {
-    if (message.verb == protocol::k_granted) {
-      id_hex = message.field(0);
-      ttl = std::chrono::milliseconds(std::stoll(message.field(1)));
-      renewed_at = monotonic_from_ns(message.field(2));
-    } else if (message.verb == protocol::k_renewed) {
-      renewed_at = std::max(renewed_at, monotonic_from_ns(message.field(0)));
-    }
-  }
-};
-
 std::string describe_lock(const LockTarget& target) {
   return "resource " + quoted(target.name) + " (etcd lock " + quoted(target.etcd_name) + ")";
 }
@@ -290,7 +212,7 @@ public:
   // `acquired`: the helper's "acquired TOKEN KEY [SLOT]" (SLOT with slots: N > 1).
   EtcdLock(std::unique_ptr<Helper> helper,
            LeaseTimes lease,
-           const Message& acquired,
+           const HelperMessage& acquired,
            const LockTarget& target)
       : m_helper(std::move(helper)), m_lease(std::move(lease)), m_token(acquired.field(0)),
         m_slot(target.slots > 1 ? acquired.field(2) : ""), m_description(describe_lock(target)) {}
@@ -344,13 +266,10 @@ public:
   }
 
   MonotonicTime term_deadline() const override {
-    const MonotonicTime expected = m_lease.renewed_at + fraction_of(m_lease.ttl, k_term_fraction);
-    return m_lost_at ? std::min(*m_lost_at, expected) : expected;
+    return m_lease.term_deadline(m_lost_at);
   }
   MonotonicTime kill_deadline() const override {
-    const MonotonicTime expected = m_lease.renewed_at + fraction_of(m_lease.ttl, k_kill_fraction);
-    return m_lost_at ? std::min(*m_lost_at + fraction_of(m_lease.ttl, k_grace_fraction), expected)
-                     : expected;
+    return m_lease.kill_deadline(m_lost_at);
   }
   std::string loss_reason() const override {
     if (m_lost_at) {
@@ -426,7 +345,7 @@ public:
         wait.begin_blocking();
       } else if (verb == protocol::k_queued) {
         if (const auto it = m_holders.find(target.etcd_name); it != m_holders.end() && it->second) {
-          it->second->ahead = count_of(message->field(0));
+          it->second->ahead = parse_count(message->field(0));
         }
       } else if (verb == protocol::k_busy) {
         m_holders[target.etcd_name] = LockHolder{0, "", message->field(0), 0, 0};
@@ -469,14 +388,14 @@ public:
   // after "holders"; from a helper that sends no entries, the holder line and a count.
   LockState inspect(const LockTarget& target) const override {
     Helper helper(helper_arguments(target, "--inspect"));
-    const Message holders = ask_holders(helper).take();
-    const int count = count_of(holders.field(0));
+    const HelperMessage holders = ask_holders(helper).take();
+    const int count = parse_count(holders.field(0));
     std::vector<LockParty> entries;
     while (const auto entry = helper.next({})) {
       if (entry->verb != protocol::k_entry) {
         continue;
       }
-      const int pid = count_of(entry->field(1));
+      const int pid = parse_count(entry->field(1));
       LockParty party{pid,
                       entry->field(0),
                       entry->field(2),
@@ -509,13 +428,13 @@ private:
   // The first answer of `loto-etcd --inspect`: its "holders" line, or why there is none
   // with the exit code the helper gave (69 when it gave none).
   struct HoldersAnswer {
-    std::optional<Message> holders;
+    std::optional<HelperMessage> holders;
     int exit_code = exit_code::unavailable;
     std::string reason;
 
     // The "holders" line, or Error(unavailable) with the reason: a backend query cannot
     // say "free" without an answer.
-    Message take() const {
+    HelperMessage take() const {
       if (!holders) {
         throw Error(exit_code::unavailable, reason);
       }
@@ -539,8 +458,8 @@ private:
   }
 
   // The holder a "holders" line describes and how many wait behind the holders.
-  static std::optional<LockHolder> holder_of(const Message& holders) {
-    const int count = count_of(holders.field(0));
+  static std::optional<LockHolder> holder_of(const HelperMessage& holders) {
+    const int count = parse_count(holders.field(0));
     if (count == 0) {
       return std::nullopt;
     }
@@ -593,7 +512,7 @@ private:
     return {AcquireStatus::unavailable, nullptr, std::move(message)};
   }
 
-  static AcquireResult failure(const Message& message) {
+  static AcquireResult failure(const HelperMessage& message) {
     const auto code = parse_exit_code(message.field(0));
     if (!code || *code == protocol::k_unavailable || *code == 0) {
       return unavailable(message.field(1));
