@@ -214,6 +214,15 @@ probe_cmd=(sh -c 'printf "%s " "$LOTO_LOCKFILE"; flock -n -E 99 "$LOTO_LOCKFILE"
   [ ! -s "$T/w.out" ]
 }
 
+@test "-v acquired line: one lock by its path and several by their names" {
+  run --separate-stderr lotoc -v -L "$T/l" true
+  [ "$status" -eq 0 ]
+  [[ "$stderr" =~ "acquired lock '$T/l' after "[0-9]+" ms" ]]
+  run --separate-stderr lotoc -v -L "$T/a" -L "$T/b" true
+  [ "$status" -eq 0 ]
+  [[ "$stderr" =~ "acquired $T/a,$T/b after "[0-9]+" ms" ]]
+}
+
 # CONTRACT (Command line): "-vv adds debug detail". Written to the contract.
 @test "-vv prints more than -v (debug detail)" {
   run --separate-stderr lotoc -v -L "$T/l" true
