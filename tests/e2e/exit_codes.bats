@@ -226,6 +226,9 @@ defaults:
   expect_loto_fails 127 -L "$T/l" loto-no-such-command-xyz
   [[ "$stderr" == *loto-no-such-command-xyz* ]]
   expect_loto_fails 127 -L "$T/l" "$T/no-such-file"
+  # an empty command word names nothing (execvp would try each PATH directory itself)
+  expect_loto_fails 127 -L "$T/l" ''
+  [[ "$stderr" == "loto: error: command not found: '' (check PATH)" ]]
   # the lock was released
   lock_is_free "$T/l"
 }

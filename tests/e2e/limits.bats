@@ -343,6 +343,31 @@ syslog_conf() {
   echo "loto waited $(($(cat "$T/lo.end") - $(cat "$T/main.end"))) ms for the leftover" >&3
 }
 
+@test "leftovers wait: SIGTERM to loto while it waits reaches the leftover; loto exits with the main status" {
+  spawn -n job lotoc -v --leftovers wait -L job "$T/leaves.sh" meek
+  local loto_pid=$SPAWNED
+  wait_until 5 grep -qF "left 1 process(es) running" "$T/job.err"
+  local lo
+  lo="$(pid_of lo)"
+  alive "$lo"
+  kill -TERM "$loto_pid"
+  wait_exit "$loto_pid" 5
+  [ "$STATUS" -eq 4 ]
+  proc_gone "$lo"
+  lock_is_free "$T/job.lock"
+}
+
+@test "leftovers: of 12 processes left behind the first 10 are listed and the rest counted" {
+  run --separate-stderr lotoc -v --leftovers kill --kill-after 0.2 -L job sh -c \
+    'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 60 >/dev/null 2>&1 & done; exit 0'
+  echo "$stderr"
+  [ "$status" -eq 0 ]
+  local line
+  line="$(grep -F "left 12 process(es) running" <<<"$stderr")"
+  [[ "$line" == *"): pid "*", and 2 more" ]]
+  [ "$(grep -oE '(: |, )pid [0-9]+: ' <<<"$line" | wc -l)" -eq 10 ]
+}
+
 @test "leftovers kill: a leftover ignoring SIGTERM is killed after kill_after; loto exits with the main status" {
   spawn -n job lotoc -v --leftovers kill --kill-after 0.5 -L job "$T/leaves.sh" stubborn
   local loto_pid=$SPAWNED
