@@ -93,6 +93,9 @@ now_us() {
   fi
 }
 now_ms() { echo $(($(now_us) / 1000)); }
+# past_ms T: whether the clock has reached T (ms, as now_ms): for wait_until, where a test
+# needs an interval to have passed.
+past_ms() { (($(now_ms) >= $1)); }
 
 # For scripts loto runs: inside `bash -c`, $STAMP_SNIPPET expands to a fork-free
 # "now in ms" expression, e.g.  bash -c "$STAMP_SNIPPET > \$T/start; ..."

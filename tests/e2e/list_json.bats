@@ -374,7 +374,7 @@ resources:
   w=$SPAWNED
   wait_for_waiters "$T/first.lock" 1
   # let half a second pass (far more than the slack), then let it move on to "line"
-  wait_until 5 _past_ms $((started + 500))
+  wait_until 5 past_ms $((started + 500))
   queued="$(now_ms)"
   release_lock "$first_holder"
   wait_for_tickets "$T/line.lock" 1
@@ -387,5 +387,3 @@ assert [x["pid"] for x in waiters] == [w], waiters
 assert iso_ms(waiters[0]["since"]) >= queued - slack, (waiters, queued)
 ' "$w" "$queued" "$SLACK_MS"
 }
-
-_past_ms() { (($(now_ms) >= $1)); }

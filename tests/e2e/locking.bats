@@ -262,6 +262,32 @@ fd_lister='for f in /proc/$$/fd/*; do readlink "$f"; done; true'
   not grep -q "$T" <<<"$output"
 }
 
+@test "the lock is free before loto writes its last lines: a loto stuck on a full stderr pipe holds nothing" {
+  mkfifo "$T/err"
+  exec 7<>"$T/err" # a reader that reads only when told: loto's stderr can fill up
+  # The job waits until loto's first lines are read, fills the pipe (dd gives up when it
+  # is full) and exits: loto's "exited" line then cannot be written.
+  setsid "$LOTO" --config "$CFG" -v -L "$T/l" sh -c '
+    while [ ! -e "$1.go" ]; do sleep 0.01; done
+    dd if=/dev/zero of="$1" bs=4096 count=64 oflag=nonblock 2>/dev/null
+    exit 0' sh "$T/err" </dev/null >/dev/null 2>"$T/err" &
+  local pid=$!
+  echo "$pid" >>"$T/.bgpids"
+  local line="" n
+  for n in 1 2 3 4 5; do
+    read -r -t 10 -u 7 line
+    [[ "$line" != *"started pid "* ]] || break
+  done
+  [[ "$line" == *"started pid "* ]]
+  touch "$T/err.go"
+  wait_until 10 lock_is_free "$T/l"
+  not proc_gone "$pid" # still writing
+  timeout 10 cat "$T/err" >/dev/null &
+  exec 7>&-
+  wait_exit "$pid" 10
+  [ "$STATUS" -eq 0 ]
+}
+
 @test "kill -KILL of loto while the job runs: the lock stays held until the job ends" {
   spawn -n h lotoc -L "$T/l" bash -c 'echo $$ >"$T/cmd.pid"; '"$(await "$T/go")"'; touch "$T/done"'
   wait_for_content "$T/cmd.pid"

@@ -162,6 +162,21 @@ mode_of() { stat -c %a "$1"; }
   prom_files_only "$MD"
 }
 
+@test "a run that waited for the lock records how long it waited" {
+  local lock="$T/loto.backup"
+  hold_lock "$lock"
+  spawn -n w lotoc -w -L backup -- true
+  wait_for_waiters "$lock" 1
+  # loto has been waiting since before now: release 300 ms from now
+  wait_until 5 past_ms $(($(now_ms) + 300))
+  release_lock
+  wait_exit "$SPAWNED" 5
+  [ "$STATUS" -eq 0 ]
+  prom_check "$PROM"
+  pv_is "$PROM" loto_runs_total resource=backup outcome=ran 1
+  in_range "$(pv "$PROM" loto_last_wait_seconds resource=backup)" 0.3 5
+}
+
 @test "a real prometheus-node-exporter serves loto.prom: counts, success time, no scrape error" {
   command -v curl >/dev/null || {
     echo "curl is not installed" >&2
