@@ -292,6 +292,8 @@ proc_gone() {
 }
 proc_stopped() { [[ "$(proc_state "$1")" == T ]]; }
 proc_sleeping() { [[ "$(proc_state "$1")" == S ]]; }
+# writing_to_pipe PID: PID sleeps in a write to a full pipe or FIFO.
+writing_to_pipe() { [[ "$(cat "/proc/$1/wchan" 2>/dev/null)" == *pipe_write ]]; }
 
 # blocked PID: PID is blocked in flock() (a "->" line of /proc/locks), on a lock or a ticket.
 blocked() {

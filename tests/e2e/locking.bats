@@ -166,6 +166,24 @@ load helpers
   lock_is_free "$T/c"
 }
 
+@test "several -L, one busy: the ones taken are free before loto reports (stuck on a full stderr pipe)" {
+  hold_lock "$T/b"
+  mkfifo "$T/err"
+  exec 7<>"$T/err" # a reader that reads only when told
+  dd if=/dev/zero of="$T/err" bs=4096 count=64 oflag=nonblock 2>/dev/null || true
+  setsid "$LOTO" --config "$CFG" -L "$T/a" -L "$T/b" touch "$T/ran" </dev/null >/dev/null 2>"$T/err" &
+  local pid=$!
+  echo "$pid" >>"$T/.bgpids"
+  # loto took a, found b busy and is writing the message: a must be free already
+  wait_until 10 writing_to_pipe "$pid"
+  lock_is_free "$T/a"
+  timeout 10 cat "$T/err" >/dev/null &
+  exec 7>&-
+  wait_exit "$pid" 10
+  [ "$STATUS" -eq 75 ]
+  [ ! -e "$T/ran" ]
+}
+
 @test "several -L with -t: one deadline covers all; the taken ones are released" {
   hold_lock "$T/b"
   local t0 t1
@@ -280,8 +298,8 @@ fd_lister='for f in /proc/$$/fd/*; do readlink "$f"; done; true'
   done
   [[ "$line" == *"started pid "* ]]
   touch "$T/err.go"
-  wait_until 10 lock_is_free "$T/l"
-  not proc_gone "$pid" # still writing
+  wait_until 10 writing_to_pipe "$pid"
+  lock_is_free "$T/l"
   timeout 10 cat "$T/err" >/dev/null &
   exec 7>&-
   wait_exit "$pid" 10
