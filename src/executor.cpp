@@ -105,8 +105,12 @@ int report_not_acquired(const Plan& plan,
   }
   const auto holder = backend.find_holder(target);
   Fields fields{{"resource", target.name}, {"lock", target.path}, {"waited_ms", elapsed_ms}};
-  if (holder) {
+  if (holder && holder->pid > 0) {
     fields.emplace_back("holder_pid", std::to_string(holder->pid));
+  }
+  if (holder && !holder->description.empty()) {
+    // A holder elsewhere (etcd): its pid means nothing here, its description says where.
+    fields.emplace_back("holder", holder->description);
   }
   if (status == AcquireStatus::timed_out) {
     log.notice("timed out after " + format_duration(plan.wait_limit.value_or(Duration::zero())) +

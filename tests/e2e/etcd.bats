@@ -812,6 +812,33 @@ has_field() {
   has_field "$finished" "status=4"
 }
 
+@test "syslog: busy and timeout records name the etcd holder (holder=, no local holder_pid)" {
+  syslog_setup
+  f="$(write_etcd_config --syslog "$R")"
+  hold
+  # one private syslog for both runs
+  run in_syslog bash -c '
+    "$1" --config "$2" -L "$3" touch "$4"; echo $? >"$4.busy"
+    "$1" --config "$2" -t 0.3 -L "$3" touch "$4"; echo $? >"$4.timeout"
+  ' _ "$LOTO" "$f" "$R" "$T/ran"
+  [ "$status" -eq 0 ]
+  [ "$(cat "$T/ran.busy")" -eq 75 ]
+  [ "$(cat "$T/ran.timeout")" -eq 75 ]
+  [ ! -e "$T/ran" ]
+  release
+  synced
+  loto_lines >&2
+  local busy timeout
+  busy="$(event_lines busy)"
+  timeout="$(event_lines timeout)"
+  one_line "$busy"
+  one_line "$timeout"
+  for record in "$busy" "$timeout"; do
+    [[ "$record" =~ \ holder=\"pid\ $HOLDER\ on\ $HOST\ \($ME\)\ since\ [^\"]+:\ bash\ -c ]]
+    [[ "$record" != *holder_pid=* ]]
+  done
+}
+
 @test "syslog: event=unavailable when etcd cannot be reached" {
   syslog_setup
   f="$(write_etcd_config --syslog --endpoints "http://127.0.0.1:$(free_port)" "$R")"
