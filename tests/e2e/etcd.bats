@@ -160,6 +160,17 @@ conf_error() {
   conf_error "$f" "2:14" "http"
 }
 
+@test "without loto-etcd beside it, loto looks where the package installs it: 69 and what to do" {
+  local installed=/usr/libexec/loto/loto-etcd
+  [[ ! -e "$installed" ]] || skip "$installed exists (the package is installed)"
+  mkdir "$T/solo"
+  cp "$LOTO" "$T/solo/loto"
+  run --separate-stderr "$T/solo/loto" --config "$CFG" -L "$R" touch "$T/ran"
+  [ "$status" -eq 69 ]
+  [ ! -e "$T/ran" ]
+  [[ "$stderr" =~ ^"loto: error: cannot run the etcd helper '"/[^\']*/loto/loto-etcd"': No such file or directory (reinstall loto; etcd resources need it)"$ ]]
+}
+
 @test "--show-config: etcd.endpoints, etcd.ttl, etcd.prefix with their origins; lock R = etcd:PREFIX/R" {
   f="$(write_config "$(printf 'lock_dir: %s\nlogging:\n  syslog: false\netcd:\n  endpoints: [%s, %s]\n  ttl: 3s\nresources:\n  %s:\n    backend: etcd\n' \
     "$T" "$ETCD_URL1" "http://127.0.0.1:1" "$R")")"
@@ -818,13 +829,16 @@ has_field() {
   hold
   # one private syslog for both runs
   run in_syslog bash -c '
-    "$1" --config "$2" -L "$3" touch "$4"; echo $? >"$4.busy"
-    "$1" --config "$2" -t 0.3 -L "$3" touch "$4"; echo $? >"$4.timeout"
+    "$1" --config "$2" -L "$3" touch "$4" 2>"$4.busy.err"; echo $? >"$4.busy"
+    "$1" --config "$2" -t 0.3 -L "$3" touch "$4" 2>"$4.timeout.err"; echo $? >"$4.timeout"
   ' _ "$LOTO" "$f" "$R" "$T/ran"
   [ "$status" -eq 0 ]
   [ "$(cat "$T/ran.busy")" -eq 75 ]
   [ "$(cat "$T/ran.timeout")" -eq 75 ]
   [ ! -e "$T/ran" ]
+  # the messages name the holder and nothing more (no count of waiters etcd did not give)
+  [[ "$(cat "$T/ran.busy.err")" == *" on $HOST ($ME) since "*" $T/h; the command was not run (use -w to wait, or -t to wait a while)" ]]
+  [[ "$(cat "$T/ran.timeout.err")" == "loto: timed out after 300ms waiting for "*" on $HOST ($ME) since "*" $T/h; the command was not run" ]]
   release
   synced
   loto_lines >&2
