@@ -709,8 +709,12 @@ lease_loss_check() {
   local err
   err="$(cat "$T/h.err")"
   one_line "$err"
-  [[ "$err" == "loto: error: "* ]]
-  [[ "$err" =~ lost|lease ]]
+  # what etcd said, as the helper reported it
+  local lost="loto: error: lost resource '$R' (etcd lock 'loto/$R'): "
+  case $how in
+  revoke) [[ "$err" == "$lost"@(the lease expired or was revoked|the lock key $key was deleted)"; the command was stopped with SIG"* ]] ;;
+  del) [[ "$err" == "${lost}the lock key $key was deleted; the command was stopped with SIG"* ]] ;;
+  esac
   # every process of the job is gone by the time loto exits
   local p pids
   read -r -a pids <"$T/pids"
