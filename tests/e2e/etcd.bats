@@ -746,6 +746,20 @@ lease_loss_check() {
   lease_loss_check del
 }
 
+@test "a job longer than the TTL runs to its end whatever loto's stdin is (here an idle pipe)" {
+  f="$(write_etcd_config --ttl 2s "$R")"
+  local idle
+  exec {idle}< <(exec sleep 60 2>/dev/null)
+  local feeder=$!
+  # the renewals reach loto over the helper's socket, not stdin: 2.5 s is past 0.6 * TTL
+  run --separate-stderr "$LOTO" --config "$f" -L "$R" sh -c 'sleep 2.5; echo done' <&"$idle"
+  kill "$feeder"
+  exec {idle}<&-
+  [ "$status" -eq 0 ]
+  [ "$output" = done ]
+  [ -z "$stderr" ]
+}
+
 @test "etcd killed while the command runs: the job is stopped within 0.6*T / 0.8*T of the last renewal; 69" {
   spawn -n h lotoc -L "$R" "$PY" -c "$LOSS_JOB_PY" "$T"
   local h=$SPAWNED
