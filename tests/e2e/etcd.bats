@@ -746,6 +746,26 @@ lease_loss_check() {
   lease_loss_check del
 }
 
+@test "the etcd helper killed while the command runs: the job gets SIGTERM at once, not at 0.6*T; 69 and why" {
+  f="$(write_etcd_config --ttl 4s "$R")"
+  spawn -n h "$LOTO" --config "$f" -L "$R" "$PY" -c "$LOSS_JOB_PY" "$T"
+  local h=$SPAWNED
+  wait_ready "$T/ready" h
+  local helper
+  helper="$(pgrep -f -- "loto-etcd .*--pid $h --user")"
+  [[ "$helper" =~ ^[0-9]+$ ]]
+  local t0
+  t0="$(mono_ns)"
+  kill -KILL "$helper"
+  wait_exit "$h" 5
+  [ "$STATUS" -eq 69 ]
+  [[ "$(cat "$T/h.err")" == "loto: error: lost resource '$R' (etcd lock 'loto/$R'): the etcd helper stopped renewing the lease; the command was stopped with SIG"* ]]
+  # with renewals every T/4 = 1 s, waiting for 0.6*T after the last one would take 1.4 s or more
+  local term_ms=$((($(head -n 1 "$T/term") - t0) / 1000000))
+  report "helper killed -> SIGTERM ${term_ms} ms (TTL 4000 ms)"
+  between "$term_ms" 0 700 "helper killed -> SIGTERM (ms)"
+}
+
 @test "a job longer than the TTL runs to its end whatever loto's stdin is (here an idle pipe)" {
   f="$(write_etcd_config --ttl 2s "$R")"
   local idle
