@@ -384,44 +384,17 @@ public:
     return {0, "etcd at " + answer.holders->field(2) + " answered" + who + ": " + state};
   }
 
-  // What --inspect says: the holder and every waiter, one "entry" each in queue order
-  // after "holders"; from a helper that sends no entries, the holder line and a count.
+  // What --inspect says (lock_state_of): the holder and every waiter in queue order.
   LockState inspect(const LockTarget& target) const override {
     Helper helper(helper_arguments(target, "--inspect"));
     const HelperMessage holders = ask_holders(helper).take();
-    const int count = parse_count(holders.field(0));
-    std::vector<LockParty> entries;
-    while (const auto entry = helper.next({})) {
-      if (entry->verb != protocol::k_entry) {
-        continue;
+    std::vector<HelperMessage> entries;
+    while (auto entry = helper.next({})) {
+      if (entry->verb == protocol::k_entry) {
+        entries.push_back(std::move(*entry));
       }
-      const int pid = parse_count(entry->field(1));
-      LockParty party{pid,
-                      entry->field(0),
-                      entry->field(2),
-                      entry->field(4),
-                      entry->field(3),
-                      "exclusive",
-                      entry->field(5)};
-      if (const auto slot = parse_exit_code(entry->field(6))) {
-        party.slot = *slot; // 0..127, which the exit-code reader accepts
-      }
-      entries.push_back(std::move(party));
     }
-    LockState state;
-    const int held = count > 0 ? holders_among(holders, count) : 0;
-    if (count > 0 && entries.size() == static_cast<std::size_t>(count)) {
-      const auto first_waiter = entries.begin() + held;
-      state.holders.assign(std::make_move_iterator(entries.begin()),
-                           std::make_move_iterator(first_waiter));
-      state.waiters.assign(std::make_move_iterator(first_waiter),
-                           std::make_move_iterator(entries.end()));
-    } else if (count > 0) {
-      state.holders.push_back({0, "", "", "", "", "exclusive", holders.field(1)});
-      state.waiting = count - held;
-      state.waiters_listed = false;
-    }
-    return state;
+    return lock_state_of(holders, entries);
   }
 
 private:
@@ -448,22 +421,12 @@ private:
       return {std::nullopt, exit_code::unavailable, "the etcd helper ended without an answer"};
     }
     if (message->verb == protocol::k_failed) {
-      const auto code = parse_exit_code(message->field(0));
-      return {std::nullopt, code && *code != 0 ? *code : exit_code::unavailable, message->field(1)};
+      return {std::nullopt, failure_exit_code(*message), message->field(1)};
     }
     if (message->verb != protocol::k_holders) {
       return {std::nullopt, exit_code::unavailable, "unexpected answer from the etcd helper"};
     }
     return {*message, 0, ""};
-  }
-
-  // The holder a "holders" line describes and how many wait behind the holders.
-  static std::optional<LockHolder> holder_of(const HelperMessage& holders) {
-    const int count = parse_count(holders.field(0));
-    if (count == 0) {
-      return std::nullopt;
-    }
-    return LockHolder{0, "", holders.field(1), count - holders_among(holders, count), 0};
   }
 
   std::vector<std::string> helper_arguments(const LockTarget& target,
@@ -513,11 +476,11 @@ private:
   }
 
   static AcquireResult failure(const HelperMessage& message) {
-    const auto code = parse_exit_code(message.field(0));
-    if (!code || *code == protocol::k_unavailable || *code == 0) {
+    const int code = failure_exit_code(message);
+    if (code == protocol::k_unavailable) {
       return unavailable(message.field(1));
     }
-    throw Error(*code, message.field(1));
+    throw Error(code, message.field(1));
   }
 
   EtcdPlan m_etcd;

@@ -1,6 +1,8 @@
 #include "lock/etcd/messages.hpp"
 
+#include "error.hpp"
 #include "lock/etcd/protocol.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -57,6 +59,51 @@ int parse_count(const std::string& text) {
 int holders_among(const HelperMessage& holders, int count) {
   const int held = holders.fields.size() > 3 ? parse_count(holders.field(3)) : 1;
   return std::clamp(held, 1, count);
+}
+
+int failure_exit_code(const HelperMessage& failed) {
+  const auto code = parse_exit_code(failed.field(0));
+  return code && *code != 0 ? *code : exit_code::unavailable;
+}
+
+std::optional<LockHolder> holder_of(const HelperMessage& holders) {
+  const int count = parse_count(holders.field(0));
+  if (count <= 0) {
+    return std::nullopt;
+  }
+  return LockHolder{0, "", holders.field(1), count - holders_among(holders, count), 0};
+}
+
+LockState lock_state_of(const HelperMessage& holders, const std::vector<HelperMessage>& entries) {
+  LockState state;
+  const int count = parse_count(holders.field(0));
+  if (count <= 0) {
+    return state;
+  }
+  const int held = holders_among(holders, count);
+  if (entries.size() != static_cast<std::size_t>(count)) {
+    state.holders.push_back({0, "", "", "", "", "exclusive", holders.field(1)});
+    state.waiting = count - held;
+    state.waiters_listed = false;
+    return state;
+  }
+  for (const HelperMessage& entry : entries) {
+    // entry HOST PID USER SINCE COMMAND HOLDER SLOT
+    LockParty party{parse_count(entry.field(1)),
+                    entry.field(0),
+                    entry.field(2),
+                    entry.field(4),
+                    entry.field(3),
+                    "exclusive",
+                    entry.field(5)};
+    if (const auto slot = parse_exit_code(entry.field(6))) {
+      party.slot = *slot; // 0..127, which the exit-code reader accepts
+    }
+    auto& parties = state.holders.size() < static_cast<std::size_t>(held) ? state.holders
+                                                                           : state.waiters;
+    parties.push_back(std::move(party));
+  }
+  return state;
 }
 
 void LeaseTimes::apply(const HelperMessage& message) {

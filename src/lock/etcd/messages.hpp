@@ -33,6 +33,19 @@ int parse_count(const std::string& text);
 // 1..count, or 1 for a helper that sends none (a mutex).
 int holders_among(const HelperMessage& holders, int count);
 
+// The exit code a "failed CODE MESSAGE" asks for: CODE, or 69 (unavailable) when it is
+// missing, 0 or not an exit code.
+int failure_exit_code(const HelperMessage& failed);
+
+// The holder a "holders COUNT HOLDER URL [HELD]" line names, with how many wait behind
+// the holders; nullopt when COUNT is 0 (free).
+std::optional<LockHolder> holder_of(const HelperMessage& holders);
+
+// What `loto-etcd --inspect` tells: the "holders" line, then the "entry" lines (one per
+// key in queue order, holders first). Without one entry per key (a helper that sends
+// none), the holder line and a count of waiters.
+LockState lock_state_of(const HelperMessage& holders, const std::vector<HelperMessage>& entries);
+
 // The lease as loto counts it: its TTL and when its last good renewal was sent.
 //
 // With a lease of TTL T whose last renewal that succeeded was sent at S, etcd cannot
