@@ -746,6 +746,28 @@ lease_loss_check() {
   lease_loss_check del
 }
 
+@test "loto-etcd runs detached: stdin, stdout and stderr on /dev/null, no signal blocked, no environment" {
+  # loto starts with SIGUSR1 blocked and a variable of its own: the helper gets neither
+  spawn -n h env LOTO_TEST_MARK=1 "$PY" -c '
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -L "$R" sh -c 'touch "$0.ready"; exec sleep 60' "$T/h"
+  local h=$SPAWNED
+  wait_ready "$T/h.ready" h
+  grep -q '^SigBlk:.*[1-9a-f]' "/proc/$h/status" # loto itself has it blocked
+  local helper fd
+  helper="$(pgrep -f -- "loto-etcd .*--pid $h --user")"
+  [[ "$helper" =~ ^[0-9]+$ ]]
+  for fd in 0 1 2; do
+    [ "$(readlink "/proc/$helper/fd/$fd")" = /dev/null ]
+  done
+  grep -qx 'SigBlk:[[:space:]]*0*' "/proc/$helper/status"
+  [ -z "$(tr -d '\0' <"/proc/$helper/environ")" ]
+  kill -TERM "$h"
+  wait_exit "$h" 5
+  [ "$STATUS" -eq 143 ]
+}
+
 @test "the etcd helper killed while the command runs: the job gets SIGTERM at once, not at 0.6*T; 69 and why" {
   f="$(write_etcd_config --ttl 4s "$R")"
   spawn -n h "$LOTO" --config "$f" -L "$R" "$PY" -c "$LOSS_JOB_PY" "$T"
