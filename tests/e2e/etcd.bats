@@ -436,6 +436,48 @@ print(repr(tail[tail.index(b"\r"):]))' "$out"
   release
 }
 
+# _key_count_is N: exactly N keys under the prefix (for wait_until)
+_key_count_is() { [ "$(etcd_key_count "$PFX")" = "$1" ]; }
+
+@test "-t with a stalled helper: loto waits up to 3 s for its queue key to be revoked before it exits" {
+  hold
+  spawn -n w lotoc -t 0.5 -L "$R" touch "$T/ran"
+  local w=$SPAWNED
+  wait_until 5 _key_count_is 2
+  local helper
+  helper="$(pgrep -f -- "loto-etcd .*--pid $w --user")"
+  [[ "$helper" =~ ^[0-9]+$ ]]
+  kill -STOP "$helper"
+  local t0 t1
+  t0="$(now_ms)"
+  wait_exit "$w" 10
+  t1="$(now_ms)"
+  kill -CONT "$helper"
+  [ "$STATUS" -eq 75 ]
+  [ ! -e "$T/ran" ]
+  # what is left of -t 0.5, then 3 s for the "released" that a stopped helper never sends
+  between $((t1 - t0)) 2900 4500 "stalled helper: loto's exit after (ms)"
+  # let go, the helper revokes the waiter's key
+  wait_until 5 _key_count_is 1
+  release
+}
+
+@test "the waiter's lease revoked while it waits: 69 at once, nothing run, and why" {
+  hold
+  spawn -n w lotoc -w -L "$R" touch "$T/ran"
+  local w=$SPAWNED
+  wait_until 5 _key_count_is 2
+  local key
+  key="$(etcd_keys "$PFX" | grep -vxF "$HOLDER_KEY")"
+  ectl lease revoke "${key##*/}" >&2
+  wait_exit "$w" 5
+  [ "$STATUS" -eq 69 ]
+  [ ! -e "$T/ran" ]
+  cat "$T/w.err" >&2
+  [[ "$(cat "$T/w.err")" == "loto: error: lost the etcd lease while waiting for resource '$R' (etcd lock 'loto/$R'): "@(the lease expired or was revoked|the lock key $key was deleted while waiting)"; the command was not run" ]]
+  release
+}
+
 @test "SIGTERM / SIGINT while waiting: 128+N, nothing run, the waiter's key removed at once" {
   hold
   local sig n
