@@ -180,6 +180,19 @@ bytes() { printf '%s' "$1" | wc -c; }
   [ -z "$(event_lines finished)" ]
 }
 
+@test "busy: a holder that is pid 1 (the init of a pid namespace) is named in the record too" {
+  command -v unshare >/dev/null || skip "unshare is not installed"
+  conf="$(syslog_config)"
+  # flock(1) holds the lock as pid 1 of a new pid namespace and runs loto in it
+  run in_syslog unshare --pid --fork --mount-proc flock -x "$T/loto.cpu" "$LOTO" --config "$conf" -L cpu -- touch "$T/ran"
+  [ "$status" -eq 75 ]
+  [ ! -e "$T/ran" ]
+  synced
+  busy="$(event_lines busy)"
+  [ "$(count_lines "$busy")" -eq 1 ]
+  assert_fields "$busy" "resource=cpu" "lock=$T/loto.cpu" "holder_pid=1"
+}
+
 @test "timeout: a warning record after -t expires" {
   conf="$(syslog_config)"
   hold_lock "$T/loto.cpu"
