@@ -159,7 +159,8 @@ TEST_CASE("holder_of names the holder of a \"holders\" line and counts who waits
   CHECK(mutex->waiting == 2);
   CHECK(mutex->ahead == 0);
 
-  const auto slots = loto::holder_of(parse_helper_message("holders\t5\tslot 0: a; slot 1: b\tu\t2"));
+  const auto slots =
+      loto::holder_of(parse_helper_message("holders\t5\tslot 0: a; slot 1: b\tu\t2"));
   REQUIRE(slots);
   CHECK(slots->description == "slot 0: a; slot 1: b");
   CHECK(slots->waiting == 3);
@@ -205,10 +206,11 @@ TEST_CASE("lock_state_of: the holders and then the waiters in queue order from t
 }
 
 TEST_CASE("lock_state_of with slots: the first HELD entries hold and keep their slots") {
-  const auto state = loto::lock_state_of(
-      parse_helper_message("holders\t3\tslot 0: a; slot 1: b\tu\t2"),
-      entries_of({"entry\th1\t1\tu\ts\tc1\td1\t1", "entry\th2\t2\tu\ts\tc2\td2\t0",
-                  "entry\th3\t3\tu\ts\tc3\td3\t"}));
+  const auto state =
+      loto::lock_state_of(parse_helper_message("holders\t3\tslot 0: a; slot 1: b\tu\t2"),
+                          entries_of({"entry\th1\t1\tu\ts\tc1\td1\t1",
+                                      "entry\th2\t2\tu\ts\tc2\td2\t0",
+                                      "entry\th3\t3\tu\ts\tc3\td3\t"}));
   REQUIRE(state.holders.size() == 2);
   REQUIRE(state.waiters.size() == 1);
   CHECK(state.holders[0].pid == 1);
@@ -228,8 +230,8 @@ TEST_CASE("lock_state_of: free with COUNT 0 and a count of waiters without one e
   // no entries (a helper that sends none), or fewer than COUNT: the holder line only
   for (const auto& entries :
        {std::vector<HelperMessage>{}, entries_of({"entry\th1\t1\tu\ts\tc1\td1\t"})}) {
-    const auto counted = loto::lock_state_of(parse_helper_message("holders\t4\tpid 7 on web1\tu"),
-                                             entries);
+    const auto counted =
+        loto::lock_state_of(parse_helper_message("holders\t4\tpid 7 on web1\tu"), entries);
     REQUIRE(counted.holders.size() == 1);
     CHECK(counted.holders[0].pid == 0);
     CHECK(counted.holders[0].description == "pid 7 on web1");

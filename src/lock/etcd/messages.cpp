@@ -99,8 +99,8 @@ LockState lock_state_of(const HelperMessage& holders, const std::vector<HelperMe
     if (const auto slot = parse_exit_code(entry.field(6))) {
       party.slot = *slot; // 0..127, which the exit-code reader accepts
     }
-    auto& parties = state.holders.size() < static_cast<std::size_t>(held) ? state.holders
-                                                                           : state.waiters;
+    auto& parties =
+        state.holders.size() < static_cast<std::size_t>(held) ? state.holders : state.waiters;
     parties.push_back(std::move(party));
   }
   return state;
