@@ -159,6 +159,11 @@ TEST_CASE("holder_of names the holder of a \"holders\" line and counts who waits
   CHECK(mutex->waiting == 2);
   CHECK(mutex->ahead == 0);
 
+  const auto alone = loto::holder_of(parse_helper_message("holders\t1\tpid 7 on web1\tu"));
+  REQUIRE(alone);
+  CHECK(alone->description == "pid 7 on web1");
+  CHECK(alone->waiting == 0);
+
   const auto slots =
       loto::holder_of(parse_helper_message("holders\t5\tslot 0: a; slot 1: b\tu\t2"));
   REQUIRE(slots);
