@@ -231,6 +231,20 @@ TEST_CASE("lock_state_of: free with COUNT 0 and a count of waiters without one e
   CHECK(free.holders.empty());
   CHECK(free.waiters.empty());
   CHECK(free.waiting == 0);
+  // COUNT 0 is free whatever else came
+  const auto still_free = loto::lock_state_of(parse_helper_message("holders\t0\t\tu"),
+                                              entries_of({"entry\th1\t1\tu\ts\tc1\td1\t"}));
+  CHECK(still_free.holders.empty());
+  CHECK(still_free.waiters.empty());
+  CHECK(still_free.waiters_listed);
+
+  // one key: its holder, nobody waiting
+  const auto alone = loto::lock_state_of(parse_helper_message("holders\t1\td1\tu"),
+                                         entries_of({"entry\th1\t1\tu\ts\tc1\td1\t"}));
+  REQUIRE(alone.holders.size() == 1);
+  CHECK(alone.holders[0].pid == 1);
+  CHECK(alone.waiters.empty());
+  CHECK(alone.waiting == 0);
 
   // no entries (a helper that sends none), or fewer than COUNT: the holder line only
   for (const auto& entries :
