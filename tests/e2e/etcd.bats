@@ -789,10 +789,13 @@ lease_loss_check() {
 }
 
 @test "loto-etcd runs detached: stdin, stdout and stderr on /dev/null, no signal blocked, no environment" {
-  # loto starts with SIGUSR1 blocked and a variable of its own: the helper gets neither
+  # loto starts with SIGUSR1 blocked, a variable of its own and a file as stdin: the
+  # helper gets none of them
+  : >"$T/in"
   spawn -n h env LOTO_TEST_MARK=1 "$PY" -c '
 import os, signal, sys
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+os.dup2(os.open(os.path.join(os.environ["T"], "in"), os.O_RDONLY), 0)
 os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -L "$R" sh -c 'touch "$0.ready"; exec sleep 60' "$T/h"
   local h=$SPAWNED
   wait_ready "$T/h.ready" h
