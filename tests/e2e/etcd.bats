@@ -171,6 +171,18 @@ conf_error() {
   [[ "$stderr" =~ ^"loto: error: cannot run the etcd helper '"/[^\']*/loto/loto-etcd"': No such file or directory (reinstall loto; etcd resources need it)"$ ]]
 }
 
+@test "a loto-etcd beside loto that cannot be executed (not a program): 69 at once, nothing run" {
+  mkdir "$T/solo"
+  cp "$LOTO" "$T/solo/loto"
+  printf 'not a program\n' >"$T/solo/loto-etcd"
+  chmod 0755 "$T/solo/loto-etcd"
+  timed_run timeout 10 "$T/solo/loto" --config "$CFG" -L "$R" touch "$T/ran"
+  [ "$status" -eq 69 ]
+  [ ! -e "$T/ran" ]
+  ((ELAPSED < 2000))
+  [ "$stderr" = "loto: error: the etcd helper ended without an answer while taking resource '$R' (etcd lock 'loto/$R'); the command was not run" ]
+}
+
 @test "--show-config: etcd.endpoints, etcd.ttl, etcd.prefix with their origins; lock R = etcd:PREFIX/R" {
   f="$(write_config "$(printf 'lock_dir: %s\nlogging:\n  syslog: false\netcd:\n  endpoints: [%s, %s]\n  ttl: 3s\nresources:\n  %s:\n    backend: etcd\n' \
     "$T" "$ETCD_URL1" "http://127.0.0.1:1" "$R")")"
