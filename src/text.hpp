@@ -1,6 +1,7 @@
 // Small text helpers shared by messages, logs and the config loader.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -43,6 +44,18 @@ namespace loto {
 
 // The items separated by `separator`.
 std::string join(const std::vector<std::string>& items, std::string_view separator);
+
+// The whole of `text` as a number in `base`, within T's range; nullopt for anything else
+// (empty, spaces, a sign on an unsigned type, a '+', trailing characters).
+template <typename T> std::optional<T> parse_number(std::string_view text, int base = 10) {
+  T value{};
+  const char* const end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value, base);
+  if (text.empty() || error != std::errc() || stop != end) {
+    return std::nullopt;
+  }
+  return value;
+}
 
 // An exit code written as 1 to 3 decimal digits, 0..255; nullopt for anything else.
 std::optional<int> parse_exit_code(std::string_view text);

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -440,11 +439,8 @@ list_tickets(int dir_fd, const std::string& name, const std::string& path) {
       // Exactly 20 digits that fit in 64 bits: anyone may name a file in a shared
       // directory, and a larger number is no ticket loto made (and must not throw).
       if (file.size() == prefix.size() + k_sequence_digits && file.starts_with(prefix)) {
-        std::uint64_t sequence = 0;
-        const char* const digits = file.data() + prefix.size();
-        const auto [end, error] = std::from_chars(digits, digits + k_sequence_digits, sequence);
-        if (error == std::errc{} && end == digits + k_sequence_digits) {
-          tickets.emplace_back(sequence, file);
+        if (const auto sequence = parse_number<std::uint64_t>(file.substr(prefix.size()))) {
+          tickets.emplace_back(*sequence, file);
         }
       }
     }

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -36,15 +35,6 @@ std::string_view next_word(std::string_view& text) {
   return word;
 }
 
-template <typename T> std::optional<T> number(std::string_view text, int base = 10) {
-  T value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 struct FileId {
   unsigned major = 0;
   unsigned minor = 0;
@@ -58,9 +48,9 @@ std::optional<FileId> parse_file_id(std::string_view text) {
   if (second == std::string_view::npos) {
     return std::nullopt;
   }
-  const auto major = number<unsigned>(text.substr(0, first), 16);
-  const auto minor = number<unsigned>(text.substr(first + 1, second - first - 1), 16);
-  const auto inode = number<unsigned long long>(text.substr(second + 1));
+  const auto major = parse_number<unsigned>(text.substr(0, first), 16);
+  const auto minor = parse_number<unsigned>(text.substr(first + 1, second - first - 1), 16);
+  const auto inode = parse_number<unsigned long long>(text.substr(second + 1));
   if (!major || !minor || !inode) {
     return std::nullopt;
   }
@@ -139,7 +129,7 @@ flock_entries(std::string_view text, unsigned major, unsigned minor, unsigned lo
     }
     next_word(line); // ADVISORY or MANDATORY
     const std::string_view mode = next_word(line);
-    const auto pid = number<pid_t>(next_word(line));
+    const auto pid = parse_number<pid_t>(next_word(line));
     const auto file = parse_file_id(next_word(line));
     if (!id.ends_with(':') || type != "FLOCK" || !pid || !file || file->major != major ||
         file->minor != minor || file->inode != inode) {
@@ -167,7 +157,7 @@ std::optional<unsigned long long> start_ticks_of_stat(std::string_view stat) {
   if (const auto newline = word.find('\n'); newline != std::string_view::npos) {
     word = word.substr(0, newline);
   }
-  return number<unsigned long long>(word);
+  return parse_number<unsigned long long>(word);
 }
 
 std::string iso8601_utc_ms(std::chrono::system_clock::time_point time) {

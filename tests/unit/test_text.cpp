@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -124,6 +125,22 @@ TEST_CASE("join puts the separator between items only", "[text]") {
   CHECK(loto::join({"a", "b", "c"}, ", ") == "a, b, c");
   CHECK(loto::join({"a", "b"}, "") == "ab");
   CHECK(loto::join({"/x", "/y"}, ",") == "/x,/y");
+}
+
+TEST_CASE("parse_number reads the whole text in T's range or nothing", "[text]") {
+  using loto::parse_number;
+  CHECK(parse_number<int>("42") == 42);
+  CHECK(parse_number<int>("-7") == -7);
+  CHECK(parse_number<unsigned>("fe", 16) == 0xfeU);
+  CHECK(parse_number<std::uint64_t>("18446744073709551615") == UINT64_MAX);
+  CHECK_FALSE(parse_number<std::uint64_t>("18446744073709551616"));
+  CHECK_FALSE(parse_number<unsigned>("-1"));
+  CHECK_FALSE(parse_number<int>(""));
+  CHECK_FALSE(parse_number<int>("+1"));
+  CHECK_FALSE(parse_number<int>(" 1"));
+  CHECK_FALSE(parse_number<int>("1 "));
+  CHECK_FALSE(parse_number<int>("12x"));
+  CHECK_FALSE(parse_number<int>("2147483648"));
 }
 
 TEST_CASE("parse_exit_code reads 0 to 255 written as 1 to 3 digits", "[text]") {

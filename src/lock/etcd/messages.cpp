@@ -5,8 +5,6 @@
 #include "text.hpp"
 
 #include <algorithm>
-#include <charconv>
-#include <system_error>
 
 namespace loto {
 
@@ -50,10 +48,7 @@ HelperMessage parse_helper_message(std::string_view line) {
 }
 
 int parse_count(const std::string& text) {
-  int count = 0;
-  const char* const end = text.data() + text.size();
-  const auto [stop, error] = std::from_chars(text.data(), end, count);
-  return error == std::errc() && stop == end ? count : 0;
+  return parse_number<int>(text).value_or(0);
 }
 
 int holders_among(const HelperMessage& holders, int count) {
