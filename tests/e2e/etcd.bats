@@ -416,6 +416,24 @@ EOF
   [ "$(etcd_key_count "$PFX")" -eq 0 ]
 }
 
+@test "a queued waiter sleeps: at most 5 CPU ticks (50 ms) over one second of waiting" {
+  hold
+  spawn -n w lotoc -w -L "$R" touch "$T/ran"
+  local w=$SPAWNED before after
+  etcd_wait_keys "$PFX" 2
+  # utime + stime of loto itself (not its helper), in ticks of 1/100 s.
+  before="$(awk '{ print $14 + $15 }' "/proc/$w/stat")"
+  sleep 1 # how long the scenario lasts, not a wait for an event
+  after="$(awk '{ print $14 + $15 }' "/proc/$w/stat")"
+  echo "CPU ticks over 1 s of waiting: $((after - before))" >&2
+  ((after - before <= 5))
+  [ ! -e "$T/ran" ]
+  release
+  wait_exit "$w" 10
+  [ "$STATUS" -eq 0 ]
+  [ -e "$T/ran" ]
+}
+
 @test "-w on a terminal: the live waiting line names the etcd holder and the queue place, and is erased before the command" {
   hold
   local out="$T/pty.out"
