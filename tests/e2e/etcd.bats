@@ -361,6 +361,19 @@ EOF
   release
 }
 
+@test "-w on a terminal: a local lock waited for (the line's ticks interrupt that wait), then the etcd lock: the command runs" {
+  local local_lock="$T/local.lock" out="$T/pty.out"
+  hold_lock "$local_lock"
+  spawn -n ptywaiter env TERM=xterm "$PY" "$BATS_TEST_DIRNAME/pty_run.py" "$out" -- \
+    "$LOTO" --config "$CFG" -w -L "$R" -L "$local_lock" -- touch "$T/ran"
+  wait_until 10 grep -qs "waiting 1s" "$out"
+  release_lock
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  [ -e "$T/ran" ]
+  [ -z "$(etcd_keys "$PFX")" ]
+}
+
 @test "busy: 75 at once, nothing run, the message names the holder; the loser leaves no key" {
   hold
   timed_run lotoc -L "$R" touch "$T/ran"
