@@ -315,6 +315,9 @@ EOF
   run ectl lease timetolive "$lease"
   echo "$output" >&2
   [[ "$output" == *"granted with TTL(2s)"* ]]
+  # loto's only child is the command: the helper's starter was reaped (no defunct process
+  # beside a job that may run all night), and the helper itself is not loto's child.
+  [ "$(cat "/proc/$HOLDER/task/"*/children | xargs)" = "$(cat "$T/h.main")" ]
 
   release
   # released at once: key and lease gone

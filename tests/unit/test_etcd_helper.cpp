@@ -637,6 +637,12 @@ TEST_CASE("semaphore: every holder described with its slot, waiters counted apar
   CHECK(describe_holders(all, "loto/x/", 1) ==
         "pid 11 on web1 (root) since 1970-01-01T00:00:00Z: a.sh");
   CHECK(holder_count(all, "loto/x/", 1) == 1u);
+  // One slot is clientv3's Mutex: the oldest key holds whatever its name, even one that
+  // looks like a slot key (`etcdctl lock x/slot` makes loto/x/slot/<lease>).
+  const std::vector<KeyValue> named_like_a_slot = {kv("loto/x/slot/694d71", 10, 1, a)};
+  CHECK(holder_count(named_like_a_slot, "loto/x/", 1) == 1u);
+  CHECK(describe_holders(named_like_a_slot, "loto/x/", 1) ==
+        "pid 11 on web1 (root) since 1970-01-01T00:00:00Z: a.sh");
   CHECK(holder_count({}, "loto/x/", 3) == 0u);
   CHECK(describe_holders({}, "loto/x/", 3).empty());
 }
