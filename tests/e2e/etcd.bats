@@ -233,6 +233,17 @@ conf_error() {
   [ "$STATUS" -eq 0 ]
 }
 
+@test "--list of 30 etcd resources within 16 descriptors: each answered, no descriptor kept per resource" {
+  local names=() i many
+  for i in $(seq 1 30); do names+=("${R}_$i"); done
+  many="$(write_etcd_config -n many.yaml --ttl 2s "${names[@]}")"
+  run --separate-stderr bash -c 'ulimit -n 16 && exec "$0" --config "$1" --list' "$LOTO" "$many"
+  echo "status=$status stderr=[$stderr]" >&2
+  [ "$status" -eq 0 ]
+  [ -z "$stderr" ]
+  [ "$(grep -cE "^${R}_[0-9]+ +etcd:loto/${R}_[0-9]+ .*free$" <<<"$output")" -eq 30 ]
+}
+
 @test "--list --json: the etcd holder and its waiters in queue order, each with host, user, command, since" {
   local before after w1 w2
   before="$(now_ms)"
