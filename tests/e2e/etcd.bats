@@ -870,7 +870,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -L "$R" sh -c 'touc
   [ "$STATUS" -eq 143 ]
 }
 
-@test "the etcd helper killed while the command runs: the job gets SIGTERM at once, not at 0.6*T; 69 and why" {
+@test "the etcd helper killed while the command runs: the job gets SIGTERM at once, not at 0.6*T; loto sleeps until its SIGKILL; 69 and why" {
   f="$(write_etcd_config --ttl 4s "$R")"
   spawn -n h "$LOTO" --config "$f" -L "$R" "$PY" -c "$LOSS_JOB_PY" "$T"
   local h=$SPAWNED
@@ -881,6 +881,15 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -L "$R" sh -c 'touc
   local t0
   t0="$(mono_ns)"
   kill -KILL "$helper"
+  # The job ignores SIGTERM, so loto waits 0.2*T = 800 ms before its SIGKILL: asleep, not
+  # polling the dead helper's descriptor (or anything in its place) over and over.
+  wait_for_file "$T/term"
+  local before after
+  before="$(awk '{ print $14 + $15 }' "/proc/$h/stat")"
+  sleep 0.3 # how long the scenario lasts, not a wait for an event
+  after="$(awk '{ print $14 + $15 }' "/proc/$h/stat")"
+  echo "loto's CPU ticks over 300 ms of waiting to kill: $((after - before))" >&2
+  ((after - before <= 3))
   wait_exit "$h" 5
   [ "$STATUS" -eq 69 ]
   [[ "$(cat "$T/h.err")" == "loto: error: lost resource '$R' (etcd lock 'loto/$R'): the etcd helper stopped renewing the lease; the command was stopped with SIG"* ]]
