@@ -34,7 +34,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 mutate="$root/tests/tools/mutate.py"
 equivalent_list="$root/tests/tools/mutation-equivalent.txt"
 scope=(src/lock/flock_backend.cpp src/plan.cpp src/executor.cpp src/process.cpp
-  src/lock/etcd/etcd_backend.cpp src/lock/etcd/messages.cpp)
+  src/lock/etcd/etcd_backend.cpp src/lock/etcd/messages.cpp
+  src/lock/etcd/helper/semaphore.cpp src/lock/etcd/helper/renewal.cpp
+  src/lock/etcd/helper/session.cpp)
 
 # The tests that cover each file, in the order they run (the quickest killers first), and
 # the build targets they need. Each entry is a CTest regular expression.
@@ -42,6 +44,7 @@ targets_for() {
   case $1 in
   src/plan.cpp) echo "loto loto_unit" ;;
   src/lock/etcd/messages.cpp) echo "loto loto_unit loto-etcd" ;;
+  src/lock/etcd/helper/*) echo "loto loto-etcd loto_etcd_unit" ;;
   *) echo "loto loto-etcd" ;; # their maps hold tests with etcd resources
   esac
 }
@@ -64,6 +67,12 @@ tests_for() {
     ;;
   src/lock/etcd/messages.cpp)
     echo '^unit\. e2e\.etcd$ e2e\.etcd_slots e2e\.etcd_cluster stress\.etcd_quick'
+    ;;
+  src/lock/etcd/helper/semaphore.cpp)
+    echo '^unit\.etcd_helper\. e2e\.etcd_slots e2e\.etcd$ stress\.etcd_quick'
+    ;;
+  src/lock/etcd/helper/renewal.cpp | src/lock/etcd/helper/session.cpp)
+    echo '^unit\.etcd_helper\. e2e\.etcd$ e2e\.etcd_slots e2e\.etcd_cluster e2e\.etcd_tls stress\.etcd_quick'
     ;;
   *) return 1 ;;
   esac
