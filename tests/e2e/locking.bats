@@ -130,6 +130,17 @@ load helpers
   [ -e "$T/ran" ]
 }
 
+@test "-t: a command still running at the wait's deadline runs to its end (the wait's timer is gone)" {
+  hold_lock "$T/l"
+  spawn -n w lotoc -t 1 -L "$T/l" sh -c 'touch "$0.start"; sleep 1.5; touch "$0.end"' "$T/cmd"
+  wait_for_waiters "$T/l" 1
+  release_lock
+  wait_for_file "$T/cmd.start"
+  wait_exit "$SPAWNED" 5
+  [ "$STATUS" -eq 0 ]
+  [ -e "$T/cmd.end" ]
+}
+
 @test "several -L: all are held while the command runs" {
   spawn -n h lotoc -L "$T/a" -L "$T/b" -L cpu sh -c 'touch "$T/ready"; '"$(await "$T/go")"
   wait_for_file "$T/ready"

@@ -87,6 +87,17 @@ print(repr(data[i - 4:i]))' "$OUT"
   release_lock
 }
 
+@test "on a terminal, a command run after a wait is not disturbed by the line's timer (1.5 s, exit 0)" {
+  hold_lock "$LOCK"
+  spawn -n waiter env TERM=xterm "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -w -L "$LOCK" -- \
+    sh -c 'sleep 1.5; echo DONE'
+  wait_until 10 has_updates 1
+  release_lock
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  grep -q DONE "$OUT"
+}
+
 # context_switches PID: voluntary + involuntary, so far.
 context_switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
 
