@@ -101,20 +101,24 @@ print(repr(data[i - 4:i]))' "$OUT"
 # context_switches PID: voluntary + involuntary, so far.
 context_switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
 
-@test "without a terminal, a waiting loto is never woken up: at most 1 context switch in 2.5 s" {
-  hold_lock "$LOCK"
-  spawn -n waiter "$LOTO" -w -L "$LOCK" -- echo RAN
-  local pid=$SPAWNED before after
-  wait_until 10 blocked "$pid"
-  before="$(context_switches "$pid")"
-  sleep 2.5 # how long the scenario lasts, not a wait for an event
-  after="$(context_switches "$pid")"
-  echo "context switches over 2.5 s of waiting: $((after - before))" >&2
-  ((after - before <= 1))
-  release_lock
-  wait_exit "$SPAWNED" 10
-  [ "$STATUS" -eq 0 ]
-  [ "$(cat "$T/waiter.out")" = RAN ]
+@test "without a terminal, a waiting loto is never woken up (-w, -t 30): at most 1 context switch in 2.5 s" {
+  local wait pid before after
+  for wait in -w "-t 30"; do
+    hold_lock "$LOCK"
+    # shellcheck disable=SC2086 # the option and its value are words
+    spawn -n waiter "$LOTO" $wait -L "$LOCK" -- echo RAN
+    pid=$SPAWNED
+    wait_until 10 blocked "$pid"
+    before="$(context_switches "$pid")"
+    sleep 2.5 # how long the scenario lasts, not a wait for an event
+    after="$(context_switches "$pid")"
+    echo "$wait: context switches over 2.5 s of waiting: $((after - before))" >&2
+    ((after - before <= 1))
+    release_lock
+    wait_exit "$pid" 10
+    [ "$STATUS" -eq 0 ]
+    [ "$(cat "$T/waiter.out")" = RAN ]
+  done
 }
 
 @test "with the line on, the wait burns no CPU and -t stays exact" {
