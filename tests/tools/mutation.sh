@@ -23,8 +23,8 @@
 #      per-mutant time limit (--timeout S, default 5 x the unmutated run, at least 120 s,
 #      so that a survivor slowed down by a busy machine is not taken for a hang):
 #      "timed out", which counts as killed. A single bats case that runs over 90 s
-#      (BATS_TEST_TIMEOUT, several times what any case takes unmutated) fails, and so kills its mutant:
-#      a mutant that hangs one case costs 90 s, not the whole limit.
+#      (BATS_TEST_TIMEOUT, several times what any case takes unmutated) fails, and so
+#      kills its mutant: a mutant that hangs one case costs 90 s, not the whole limit.
 # It prints a table per file (score = (killed + timed out) / (mutants - equivalent -
 # untestable - stillborn)) and writes every survivor's diff to WORK/survivors.txt
 # (--report FILE).
