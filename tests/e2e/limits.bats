@@ -121,6 +121,20 @@ syslog_conf() {
   grep -q "SIGKILL" "$T/job.err"
 }
 
+@test "--max-runtime within 16 descriptors: the same stubborn job is gone in full (nothing kept open per process)" {
+  spawn -n job bash -c 'ulimit -n 16 && exec "$0" "$@"' "$LOTO" --config "$CFG" \
+    --max-runtime 0.3 --kill-after 0.3 -L job "$T/stubborn.sh"
+  local loto_pid=$SPAWNED
+  wait_for_file "$T/start"
+  wait_for_content "$T/orphan.pid"
+  local p pids
+  pids="$(pid_of main) $(pid_of child) $(pid_of gc) $(pid_of orphan)"
+  wait_exit "$loto_pid" 6
+  [ "$STATUS" -eq 124 ]
+  for p in $pids; do proc_gone "$p"; done
+  lock_is_free "$T/job.lock"
+}
+
 @test "--max-runtime: the lock stays held (even with -o) until the last process of the job is gone" {
   local t0
   t0=$(now_ms)
