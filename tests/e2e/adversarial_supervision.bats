@@ -356,7 +356,8 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   wait_exit "$w" 1
   echo "-t=1 under $STORM_ROUNDS rounds of signals: status $STATUS after $((t1 - t0)) ms" >&2
   [ "$STATUS" -eq 75 ]
-  ((STORM_ROUNDS >= 100))
+  # a storm even on a busy machine (at nice 19 beside four mutation runs: 43 to 48 rounds)
+  ((STORM_ROUNDS >= 20))
   ((t1 - t0 >= 990 && t1 - t0 <= 1400))
   assert_not_ran
 
