@@ -263,6 +263,14 @@ defaults:
   rm "$T/right"
   (cd "$T/bin2" && PATH=":/usr/bin:/bin" "$LOTO" --config "$CFG" -L "$T/l" loto-probe)
   [ -e "$T/right" ]
+  # PATH given twice in the environment: the first one counts, as for getenv() and execvp
+  rm "$T/right"
+  "$PY" -c 'import ctypes, os, sys
+strings = lambda words: (ctypes.c_char_p * (len(words) + 1))(*[w.encode() for w in words], None)
+env = ["T=" + os.environ["T"], "PATH=" + os.environ["T"] + "/bin2", "PATH=/usr/bin:/bin"]
+ctypes.CDLL(None).execve(sys.argv[1].encode(), strings(sys.argv[1:]), strings(env))
+sys.exit("execve failed")' "$LOTO" --config "$CFG" -L "$T/l" loto-probe
+  [ -e "$T/right" ]
   lock_is_free "$T/l"
 }
 
