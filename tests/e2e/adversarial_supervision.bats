@@ -173,7 +173,9 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   t1=$(now_ms)
   echo "contended: status $status after $((t1 - t0)) ms" >&2
   assert_status 75
-  ((t1 - t0 >= 700 && t1 - t0 <= 1300))
+  # the interval includes starting Python, which on a busy machine at nice 19 (mutation
+  # runs) took up to half a second; a deadline that never fires ends in 124 from timeout(1)
+  ((t1 - t0 >= 700 && t1 - t0 <= 1600))
   assert_not_ran
   release_lock
 
