@@ -121,6 +121,23 @@ syslog_conf() {
   grep -q "SIGKILL" "$T/job.err"
 }
 
+@test "--max-runtime: SIGTERM reaches a grandchild while its parent still runs (not only once it is orphaned)" {
+  # main shrugs SIGTERM off (a trap, so its children may trap it themselves); its child
+  # notes its SIGTERM and exits.
+  spawn -n job lotoc --max-runtime 0.3 --kill-after 2 -L job bash -c '
+    trap true TERM
+    bash -c '\''trap "touch \"\$T/gc.term\"; exit 0" TERM; echo $$ >"$T/gc.pid"; while :; do sleep 0.05; done'\'' &
+    while [ ! -s "$T/gc.pid" ]; do sleep 0.005; done
+    touch "$T/start"
+    while :; do sleep 0.05; done'
+  local loto_pid=$SPAWNED
+  wait_for_file "$T/start"
+  # SIGTERM at 0.3 s; SIGKILL only at 2.3 s
+  wait_for_file "$T/gc.term" 1.5
+  wait_exit "$loto_pid" 5
+  [ "$STATUS" -eq 124 ]
+}
+
 @test "--max-runtime within 16 descriptors: the same stubborn job is gone in full (nothing kept open per process)" {
   spawn -n job bash -c 'ulimit -n 16 && exec "$0" "$@"' "$LOTO" --config "$CFG" \
     --max-runtime 0.3 --kill-after 0.3 -L job "$T/stubborn.sh"
