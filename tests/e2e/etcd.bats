@@ -446,14 +446,11 @@ EOF
 @test "a queued waiter sleeps: at most 5 CPU ticks (50 ms) over one second of waiting" {
   hold
   spawn -n w lotoc -w -L "$R" touch "$T/ran"
-  local w=$SPAWNED before after
+  local w=$SPAWNED ticks
   etcd_wait_keys "$PFX" 2
-  # utime + stime of loto itself (not its helper), in ticks of 1/100 s.
-  before="$(awk '{ print $14 + $15 }' "/proc/$w/stat")"
-  sleep 1 # how long the scenario lasts, not a wait for an event
-  after="$(awk '{ print $14 + $15 }' "/proc/$w/stat")"
-  echo "CPU ticks over 1 s of waiting: $((after - before))" >&2
-  ((after - before <= 5))
+  ticks="$(cpu_ticks_in "$w" 1)" # loto itself, not its helper
+  echo "CPU ticks over 1 s of waiting: $ticks" >&2
+  ((ticks <= 5))
   [ ! -e "$T/ran" ]
   release
   wait_exit "$w" 10
@@ -884,12 +881,10 @@ os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -L "$R" sh -c 'touc
   # The job ignores SIGTERM, so loto waits 0.2*T = 800 ms before its SIGKILL: asleep, not
   # polling the dead helper's descriptor (or anything in its place) over and over.
   wait_for_file "$T/term"
-  local before after
-  before="$(awk '{ print $14 + $15 }' "/proc/$h/stat")"
-  sleep 0.3 # how long the scenario lasts, not a wait for an event
-  after="$(awk '{ print $14 + $15 }' "/proc/$h/stat")"
-  echo "loto's CPU ticks over 300 ms of waiting to kill: $((after - before))" >&2
-  ((after - before <= 3))
+  local ticks
+  ticks="$(cpu_ticks_in "$h" 0.3)"
+  echo "loto's CPU ticks over 300 ms of waiting to kill: $ticks" >&2
+  ((ticks <= 3))
   wait_exit "$h" 5
   [ "$STATUS" -eq 69 ]
   [[ "$(cat "$T/h.err")" == "loto: error: lost resource '$R' (etcd lock 'loto/$R'): the etcd helper stopped renewing the lease; the command was stopped with SIG"* ]]

@@ -291,6 +291,22 @@ proc_gone() {
   [[ -z "$state" || "$state" == Z || "$state" == X ]] # gone or zombie counts as gone
 }
 proc_stopped() { [[ "$(proc_state "$1")" == T ]]; }
+# cpu_ticks PID: PID's utime + stime so far, in ticks of 1/100 s (fields 14 and 15 of
+# /proc/PID/stat, counted after the command name, which may hold spaces).
+cpu_ticks() {
+  local stat fields
+  read -r stat <"/proc/$1/stat"
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+# cpu_ticks_in PID SECONDS: the ticks PID uses over the next SECONDS (how long a scenario
+# lasts, not a wait for an event).
+cpu_ticks_in() {
+  local before
+  before="$(cpu_ticks "$1")"
+  sleep "$2"
+  echo $(($(cpu_ticks "$1") - before))
+}
 proc_sleeping() { [[ "$(proc_state "$1")" == S ]]; }
 # writing_to_pipe PID: PID sleeps in a write to a full pipe or FIFO.
 writing_to_pipe() { [[ "$(cat "/proc/$1/wchan" 2>/dev/null)" == *pipe_write ]]; }

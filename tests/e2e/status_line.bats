@@ -133,7 +133,7 @@ context_switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1
   [ -n "$loto_pid" ]
   wait_until 10 has_updates 2
   # utime + stime in clock ticks (1/100 s) after a second of waiting and redrawing.
-  ticks="$(awk '{ print $14 + $15 }' "/proc/$loto_pid/stat")"
+  ticks="$(cpu_ticks "$loto_pid")"
   echo "CPU ticks while waiting: $ticks" >&2
   ((ticks <= 3))
   wait_exit "$SPAWNED" 10
