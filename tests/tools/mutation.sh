@@ -22,7 +22,10 @@
 #      by one, stopping at the first failure: "killed"; all passed: "survived"; over the
 #      per-mutant time limit (--timeout S, default 5 x the unmutated run, at least 120 s,
 #      so that a survivor slowed down by a busy machine is not taken for a hang):
-#      "timed out", which counts as killed.
+#      "timed out", which counts as killed. With --stall S, a test that prints nothing for
+#      S seconds is taken as hung at once ("timed out") instead of after its CTest limit.
+#      --tests 'RX ...' runs only those of the map's tests (a quick first pass: a mutant
+#      that survives it has not faced the rest and must run again without --tests).
 # It prints a table per file (score = (killed + timed out) / (mutants - equivalent -
 # untestable - stillborn)) and writes every survivor's diff to WORK/survivors.txt
 # (--report FILE).
@@ -86,7 +89,8 @@ usage() {
   sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
   echo "options: --file F (repeatable), --sample N, --seed S (default 1), --mutants 3,17 (these"
   echo "         numbers only), --list, --work DIR,"
-  echo "         --report FILE, --timeout S, --jobs N, --no-baseline (trust the unmutated tests)"
+  echo "         --report FILE, --timeout S, --stall S, --tests 'RX ...', --jobs N, --no-baseline (trust the"
+  echo "         unmutated tests)"
 }
 
 files=()
@@ -97,6 +101,8 @@ list_only=0
 work="$root/build-mutation"
 report=""
 timeout_s=""
+stall_s=""
+only_tests=""
 jobs=1
 baseline=1
 while (($#)); do
@@ -138,6 +144,16 @@ while (($#)); do
   --timeout)
     [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--timeout needs seconds, not '${2:-}'"
     timeout_s=$2
+    shift 2
+    ;;
+  --stall)
+    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--stall needs seconds, not '${2:-}'"
+    stall_s=$2
+    shift 2
+    ;;
+  --tests)
+    [[ -n "${2:-}" ]] || die "--tests needs CTest expressions, such as '^unit\\.'"
+    only_tests=$2
     shift 2
     ;;
   --jobs)
@@ -263,6 +279,23 @@ sweep() {
   done
 }
 
+# watch_tap: reads ctest -V's lines; 0 at the first failing bats case, 1 at the end, and
+# 3 when no line came for --stall seconds: the run is hung, so it ends it (a hung test
+# would otherwise hold the pipeline until its CTest limit, 300 s for e2e.etcd).
+watch_tap() {
+  local line
+  while true; do
+    if IFS= read -r ${stall_s:+-t "$stall_s"} line; then
+      [[ ! "$line" =~ ^[0-9]+:\ not\ ok\  ]] || return 0
+    elif (($? > 128)); then
+      sweep
+      return 3
+    else
+      return 1
+    fi
+  done
+}
+
 # run_tests LOG LIMIT REGEX...: the covering tests one by one, stopping at the first
 # failure, and within a .bats file at its first failing case (ctest -V streams the TAP
 # lines; the pipe closes on the first "not ok" and the sweep ends the rest). Returns 0
@@ -278,13 +311,16 @@ run_tests() {
     set +e
     LOTO_MUTATION_TOKEN=$token "${isolate[@]}" timeout -k 5 "$left" \
       ctest --test-dir "$build" -R "$rx" --stop-on-failure -V </dev/null 2>&1 |
-      tee -a "$log" | grep -m1 -qE '^[0-9]+: not ok '
+      tee -a "$log" | watch_tap
     st=("${PIPESTATUS[@]}")
     set -e
     sweep
     find "$scratch" -mindepth 1 -delete 2>/dev/null || true
     if ((st[2] == 0)); then
       return 1 # a bats case failed
+    elif ((st[2] == 3)); then
+      echo "mutation: no output for $stall_s s: hung" >>"$log"
+      return 124
     elif ((st[0] == 124 || st[0] == 137)); then
       return 124
     elif ((st[0] != 0)); then
@@ -324,7 +360,7 @@ survivors=0
 total_start=$SECONDS
 for f in "${files[@]}"; do
   file_start=$SECONDS
-  read -r -a tests <<<"$(tests_for "$f")"
+  read -r -a tests <<<"${only_tests:-$(tests_for "$f")}"
   targets="$(targets_for "$f")"
   base="$work/obj/$(echo "$f" | tr / _).base.o"
   obj="$(python3 "$mutate" object "$build" "$tree/$f")"
