@@ -417,6 +417,18 @@ syslog_conf() {
   [ "$(grep -oE '(: |, )pid [0-9]+: ' <<<"$line" | wc -l)" -eq 10 ]
 }
 
+@test "leftovers: a leftover's own children are listed too" {
+  # The leftover (bash, loto's child once orphaned) runs a sleep of its own: loto's
+  # grandchild, which the record must name as well.
+  run --separate-stderr lotoc -v --leftovers kill --kill-after 0.2 -L job sh -c \
+    'bash -c "sleep 60 & echo \$! >$T/gc.pid; wait" >/dev/null 2>&1 & while [ ! -s "$T/gc.pid" ]; do sleep 0.005; done; exit 0'
+  echo "$stderr"
+  [ "$status" -eq 0 ]
+  local line
+  line="$(grep -F "left 2 process(es) running" <<<"$stderr")"
+  [[ "$line" == *"pid $(cat "$T/gc.pid"): sleep 60"* ]]
+}
+
 @test "leftovers kill: a leftover ignoring SIGTERM is killed after kill_after; loto exits with the main status" {
   spawn -n job lotoc -v --leftovers kill --kill-after 0.5 -L job "$T/leaves.sh" stubborn
   local loto_pid=$SPAWNED
