@@ -406,7 +406,7 @@ syslog_conf() {
   lock_is_free "$T/job.lock"
 }
 
-@test "leftovers: of 12 processes left behind the first 10 are listed and the rest counted" {
+@test "leftovers: of 12 processes left behind the first 10 by pid are listed and the rest counted" {
   run --separate-stderr lotoc -v --leftovers kill --kill-after 0.2 -L job sh -c \
     'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 60 >/dev/null 2>&1 & done; exit 0'
   echo "$stderr"
@@ -415,6 +415,9 @@ syslog_conf() {
   line="$(grep -F "left 12 process(es) running" <<<"$stderr")"
   [[ "$line" == *"): pid "*", and 2 more" ]]
   [ "$(grep -oE '(: |, )pid [0-9]+: ' <<<"$line" | wc -l)" -eq 10 ]
+  # listed by pid, lowest first
+  grep -oE '(: |, )pid [0-9]+: ' <<<"$line" | grep -oE '[0-9]+' >"$T/listed"
+  sort -n -c "$T/listed"
 }
 
 @test "leftovers: a leftover's own children are listed too" {
