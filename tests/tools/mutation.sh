@@ -63,7 +63,7 @@ tests_for() {
     echo 'e2e\.locking e2e\.exit_codes e2e\.signals e2e\.adversarial_lockfile e2e\.syslog e2e\.adversarial_syslog e2e\.metrics e2e\.cli e2e\.config e2e\.status_line e2e\.adversarial_supervision e2e\.limits e2e\.queue stress\.quick e2e\.etcd$'
     ;;
   src/process.cpp)
-    echo 'e2e\.signals e2e\.adversarial_supervision e2e\.limits e2e\.locking e2e\.exit_codes e2e\.status_line e2e\.syslog e2e\.metrics e2e\.cli stress\.quick e2e\.etcd$'
+    echo 'e2e\.signals e2e\.adversarial_supervision e2e\.limits e2e\.locking e2e\.exit_codes e2e\.status_line e2e\.syslog e2e\.metrics e2e\.cli e2e\.adversarial_lockfile stress\.quick e2e\.etcd$'
     ;;
   src/lock/etcd/etcd_backend.cpp)
     echo 'e2e\.etcd$ e2e\.etcd_slots e2e\.etcd_tls e2e\.etcd_cluster stress\.etcd_quick'
