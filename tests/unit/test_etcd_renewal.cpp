@@ -258,7 +258,7 @@ TEST_CASE("Renewal: a lease etcd no longer has, or a key gone from under it, is 
   CHECK(slot_key_taken->revoke);
 }
 
-TEST_CASE("Renewal: a failed try goes to the next endpoint at once; a round of failures pauses "
+TEST_CASE("Renewal: a failed try goes to the next endpoint at once, and a round of failures pauses "
           "100 ms",
           "[renewal]") {
   FakeServer server(answers({k_unavailable, k_alive}));
@@ -349,7 +349,7 @@ TEST_CASE("Renewal: gives up at the deadline with the reason of the last failure
   }
 }
 
-TEST_CASE("Renewal with etcd.user: a token first; a lapsed one is fetched again at once",
+TEST_CASE("Renewal with etcd.user: a token first, and a lapsed one is fetched again at once",
           "[renewal][auth]") {
   const PasswordFile password;
   FakeServer server(
