@@ -216,25 +216,33 @@ TEST_CASE("Renewal: a keepalive every TTL/4 from the grant, reported with the ti
 
 TEST_CASE("Renewal: once held, each renewal also reads the lock key, then the slot key",
           "[renewal]") {
-  FakeServer server(
-      answers({k_alive, held_by("loto/x/a", k_lease), held_by("loto/x/slot/1", k_lease)}));
+  const std::string lock_key = held_by("loto/x/a", k_lease);
+  const std::string slot_key = held_by("loto/x/slot/1", k_lease);
+  FakeServer server(answers({k_alive, lock_key, slot_key, k_alive, lock_key, slot_key}));
   EtcdClient etcd({server.url()});
   Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
   renewal.check_keys({"loto/x/a", "loto/x/slot/1"});
   CHECK(renew(etcd, renewal, at_ms(1000), 3) == at_ms(1000));
   CHECK(renewal.next_wake_ns() == at_ms(2000));
+  CHECK(renew(etcd, renewal, at_ms(2000), 3) == at_ms(2000)); // both keys again
   const auto requests = server.requests();
-  REQUIRE(requests.size() == 3);
-  CHECK(path_of(requests[0]) == "/v3/lease/keepalive");
-  CHECK(path_of(requests[1]) == "/v3/kv/range");
-  CHECK(body_of(requests[1]) == key_request("loto/x/a"));
-  CHECK(path_of(requests[2]) == "/v3/kv/range");
-  CHECK(body_of(requests[2]) == key_request("loto/x/slot/1"));
+  REQUIRE(requests.size() == 6);
+  for (std::size_t round = 0; round < 2; ++round) {
+    CHECK(path_of(requests[3 * round]) == "/v3/lease/keepalive");
+    CHECK(path_of(requests[3 * round + 1]) == "/v3/kv/range");
+    CHECK(body_of(requests[3 * round + 1]) == key_request("loto/x/a"));
+    CHECK(path_of(requests[3 * round + 2]) == "/v3/kv/range");
+    CHECK(body_of(requests[3 * round + 2]) == key_request("loto/x/slot/1"));
+  }
 }
 
 TEST_CASE("Renewal: a lease etcd no longer has, or a key gone from under it, is lost",
           "[renewal]") {
   const std::vector<std::string> keys = {"loto/x/a", "loto/x/slot/1"};
+
+  // A TTL, however short, is a live lease.
+  CHECK_FALSE(lost_in_renewal(
+      {ok_answer(R"({"result":{"header":{"revision":"5"},"ID":"4660","TTL":"1"}})")}, {}));
 
   const auto lease_gone = lost_in_renewal({k_lease_gone}, {});
   REQUIRE(lease_gone);
@@ -280,6 +288,20 @@ TEST_CASE("Renewal: a failed try goes to the next endpoint at once, and a round 
   CHECK(renew(etcd, renewal, at_ms(1115)) == at_ms(1115));
   CHECK(renewal.next_wake_ns() == at_ms(2115));
   CHECK(paths(server) == std::vector<std::string>{"/v3/lease/keepalive", "/v3/lease/keepalive"});
+}
+
+TEST_CASE("Renewal: with three endpoints, two failures in a row go on at once", "[renewal]") {
+  FakeServer server(answers({k_alive}));
+  const std::string refusing = "http://127.0.0.1:" + std::to_string(closed_port());
+  EtcdClient etcd({refusing, refusing, server.url()});
+  Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
+  renewal.tick(at_ms(1000));
+  CHECK_FALSE(finish(etcd, renewal, at_ms(1001)));
+  CHECK(renewal.next_wake_ns() == at_ms(1001));
+  renewal.tick(at_ms(1001));
+  CHECK_FALSE(finish(etcd, renewal, at_ms(1002)));
+  CHECK(renewal.next_wake_ns() == at_ms(1002));
+  CHECK(renew(etcd, renewal, at_ms(1002)) == at_ms(1002));
 }
 
 TEST_CASE("Renewal: the deadline counts from the last renewal that succeeded", "[renewal]") {
@@ -404,6 +426,17 @@ TEST_CASE("Renewal with etcd.user: a token etcd keeps refusing, or a wrong passw
       CHECK(failure.code == loto::etcd_protocol::k_refused);
       CHECK_THAT(failure.what(), StartsWith("etcd refused: ") && Contains("invalid auth token"));
     }
+  }
+  SECTION("a lapsed token, then no answer: each counts as a failure") {
+    FakeServer server(answers({token_answer("tok1"), k_token_expired, k_unavailable}));
+    EtcdClient etcd({server.url()}, credentials);
+    Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
+    renewal.tick(at_ms(1000));
+    CHECK_FALSE(finish(etcd, renewal, at_ms(1000))); // the token
+    CHECK_FALSE(finish(etcd, renewal, at_ms(1000))); // the keepalive: the token lapsed
+    renewal.tick(at_ms(1000));
+    CHECK_FALSE(finish(etcd, renewal, at_ms(1000))); // a new token: 503
+    CHECK_THROWS_AS(renewal.tick(at_ms(4000)), Failure);
   }
   SECTION("the password is wrong") {
     FakeServer server(answers({answer_with(
