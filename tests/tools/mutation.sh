@@ -424,6 +424,9 @@ for f in "${files[@]}"; do
           124)
             status="timed out"
             why="over ${limit} s"
+            if grep -q '^mutation: no output for ' "$mlog"; then
+              why="hung: no output for ${stall_s} s"
+            fi
             ;;
           *)
             status="killed"
