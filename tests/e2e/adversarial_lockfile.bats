@@ -254,6 +254,16 @@ time.sleep(30)' "$LOCK"
   [ "$(stat -c %s "$LOCK")" -eq 0 ]
 }
 
+@test "L08 only fd 0 closed: the command runs and writes to the inherited stdout" {
+  # errno stays EBADF after fd 0 is filled in: fd 1, which is open, must not be taken
+  # for closed because of it.
+  local rc=0
+  exec_clean bash -c 'exec "$@" 0<&-' _ \
+    "$LOTO" --config "$CFG" -L cpu -- sh -c 'echo ran' >"$T/out" || rc=$?
+  [ "$rc" -eq 0 ]
+  [ "$(cat "$T/out")" = ran ]
+}
+
 @test "L09 the command gets only fds 0-2 and the lock (no config, syslog or other fd)" {
   command -v rsyslogd >/dev/null || skip "rsyslogd is not installed"
   command -v unshare >/dev/null || skip "unshare is not installed"
