@@ -218,6 +218,26 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   }
 }
 
+_one_waiter() { (($(lock_waiters "$1") == 1)); }
+
+@test "P07 after a wait, a SIGALRM that loto inherited ignored is ignored in the command again" {
+  # loto handles SIGALRM while it waits (the deadline timer); the command must still get
+  # the disposition loto was given, not the default that exec makes of a handler.
+  hold_lock "$LOCK"
+  spawn -n p7 "$PY" -c 'import os, signal, sys
+signal.signal(signal.SIGALRM, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -w -L cpu -- grep -E "^SigIgn:" /proc/self/status
+  local waiter=$SPAWNED
+  wait_until 5 _one_waiter "$LOCK"
+  release_lock
+  wait_exit "$waiter"
+  [ "$STATUS" -eq 0 ]
+  local ignored
+  ignored=$(awk '$1 == "SigIgn:" { print $2 }' "$T/p7.out")
+  echo "the command's SigIgn: $ignored" >&2
+  (((16#$ignored >> 13) & 1)) # SIGALRM (14)
+}
+
 @test "P08 loto as PID 1 of a pid namespace: runs, passes the status and forwards SIGTERM" {
   unshare --pid --fork --mount-proc true 2>/dev/null || skip "cannot create a pid namespace"
   run --separate-stderr timeout -k 1 10 unshare --pid --fork --mount-proc \
