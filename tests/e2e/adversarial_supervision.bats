@@ -218,8 +218,6 @@ sigfield() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
   }
 }
 
-_one_waiter() { (($(lock_waiters "$1") == 1)); }
-
 @test "P07 after a wait, a SIGALRM that loto inherited ignored is ignored in the command again" {
   # loto handles SIGALRM while it waits (the deadline timer); the command must still get
   # the disposition loto was given, not the default that exec makes of a handler.
@@ -228,7 +226,7 @@ _one_waiter() { (($(lock_waiters "$1") == 1)); }
 signal.signal(signal.SIGALRM, signal.SIG_IGN)
 os.execv(sys.argv[1], sys.argv[1:])' "$LOTO" --config "$CFG" -w -L cpu -- grep -E "^SigIgn:" /proc/self/status
   local waiter=$SPAWNED
-  wait_until 5 _one_waiter "$LOCK"
+  wait_for_waiters "$LOCK"
   release_lock
   wait_exit "$waiter"
   [ "$STATUS" -eq 0 ]

@@ -211,11 +211,11 @@ syslog_conf() {
   # warn_after comes from the config only
   write_config -n warn.yaml "$(printf '%s\nresources:\n  w:\n    path: %s\n    warn_after: 60\n' "$(base_config)" "$T/w.lock")" >/dev/null
   local run ticks
-  for run in "-L job" "--max-runtime 60 -L job" "--leftovers kill -L job" "--config $T/warn.yaml -L w"; do
+  for run in "--config $CFG -L job" "--config $CFG --max-runtime 60 -L job" \
+    "--config $CFG --leftovers kill -L job" "--config $T/warn.yaml -L w"; do
     rm -f "$T/started"
     # shellcheck disable=SC2086 # the options are words
-    spawn -n job loto $([[ "$run" == --config* ]] || echo "--config $CFG") $run \
-      sh -c 'touch "$0"; sleep 1.5' "$T/started"
+    spawn -n job loto $run sh -c 'touch "$0"; sleep 1.5' "$T/started"
     wait_for_file "$T/started"
     ticks="$(cpu_ticks_in "$SPAWNED" 1)"
     echo "loto $run: $ticks CPU ticks over 1 s of the job" >&2
@@ -406,31 +406,30 @@ syslog_conf() {
   lock_is_free "$T/job.lock"
 }
 
-@test "leftovers: of 12 processes left behind the first 10 by pid are listed and the rest counted" {
-  run --separate-stderr lotoc -v --leftovers kill --kill-after 0.2 -L job sh -c \
-    'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 60 >/dev/null 2>&1 & done; exit 0'
+# run_leaving COUNT SCRIPT: loto -v --leftovers kill runs `sh -c SCRIPT`, which must exit 0
+# and leave COUNT processes behind; loto's line about them goes to $LEFTOVERS.
+run_leaving() {
+  run --separate-stderr lotoc -v --leftovers kill --kill-after 0.2 -L job sh -c "$2"
   echo "$stderr"
   [ "$status" -eq 0 ]
-  local line
-  line="$(grep -F "left 12 process(es) running" <<<"$stderr")"
-  [[ "$line" == *"): pid "*", and 2 more" ]]
-  [ "$(grep -oE '(: |, )pid [0-9]+: ' <<<"$line" | wc -l)" -eq 10 ]
-  # listed by pid, lowest first
-  grep -oE '(: |, )pid [0-9]+: ' <<<"$line" | grep -oE '[0-9]+' >"$T/listed"
-  sort -n -c "$T/listed"
+  LEFTOVERS="$(grep -F "left $1 process(es) running" <<<"$stderr")"
+}
+
+@test "leftovers: of 12 processes left behind the first 10 by pid are listed and the rest counted" {
+  run_leaving 12 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 60 >/dev/null 2>&1 & done; exit 0'
+  [[ "$LEFTOVERS" == *"): pid "*", and 2 more" ]]
+  local pids
+  pids="$(grep -oE '(: |, )pid [0-9]+: ' <<<"$LEFTOVERS" | grep -oE '[0-9]+')"
+  [ "$(wc -l <<<"$pids")" -eq 10 ]
+  sort -n -c <<<"$pids" # lowest first
 }
 
 @test "leftovers: a leftover's own children are listed too" {
   # The leftover (bash, loto's child once orphaned) runs a sleep of its own: loto's
   # grandchild, which the record must name as well.
-  run --separate-stderr lotoc -v --leftovers kill --kill-after 0.2 -L job sh -c \
-    'bash -c "sleep 60 & echo \$! >$T/gc.pid; wait" >/dev/null 2>&1 & while [ ! -s "$T/gc.pid" ]; do sleep 0.005; done; exit 0'
-  echo "$stderr"
-  [ "$status" -eq 0 ]
-  local line
-  line="$(grep -F "left 2 process(es) running" <<<"$stderr")"
+  run_leaving 2 'bash -c "sleep 60 & echo \$! >$T/gc.pid; wait" >/dev/null 2>&1 & while [ ! -s "$T/gc.pid" ]; do sleep 0.005; done; exit 0'
   # (its command line may still be bash's: the fork may not have reached exec yet)
-  [[ "$line" == *"pid $(cat "$T/gc.pid"): "* ]]
+  [[ "$LEFTOVERS" == *"pid $(cat "$T/gc.pid"): "* ]]
 }
 
 @test "leftovers kill: a leftover ignoring SIGTERM is killed after kill_after; loto exits with the main status" {

@@ -141,14 +141,9 @@ while (($#)); do
     report=$2
     shift 2
     ;;
-  --timeout)
-    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--timeout needs seconds, not '${2:-}'"
-    timeout_s=$2
-    shift 2
-    ;;
-  --stall)
-    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "--stall needs seconds, not '${2:-}'"
-    stall_s=$2
+  --timeout | --stall)
+    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "$1 needs seconds, not '${2:-}'"
+    if [[ $1 == --timeout ]]; then timeout_s=$2; else stall_s=$2; fi
     shift 2
     ;;
   --tests)
@@ -299,7 +294,8 @@ watch_tap() {
 # run_tests LOG LIMIT REGEX...: the covering tests one by one, stopping at the first
 # failure, and within a .bats file at its first failing case (ctest -V streams the TAP
 # lines; the pipe closes on the first "not ok" and the sweep ends the rest). Returns 0
-# (all passed), 1 (one failed) or 124 (over LIMIT seconds in all).
+# (all passed), 1 (one failed), 124 (over LIMIT seconds in all) or 125 (silent for --stall
+# seconds: hung).
 run_tests() {
   local log=$1 limit=$2 rx left start=$SECONDS
   local -a st
@@ -320,7 +316,7 @@ run_tests() {
       return 1 # a bats case failed
     elif ((st[2] == 3)); then
       echo "mutation: no output for $stall_s s: hung" >>"$log"
-      return 124
+      return 125
     elif ((st[0] == 124 || st[0] == 137)); then
       return 124
     elif ((st[0] != 0)); then
@@ -369,7 +365,7 @@ for f in "${files[@]}"; do
   objcopy --strip-debug "$base" "$base.stripped"
   for rx in "${tests[@]}"; do
     [[ "$(ctest --test-dir "$build" -N -R "$rx")" == *"Test "*"#"* ]] ||
-      die "no test matches '$rx' (the map of $f in $0)"
+      die "no test matches '$rx' (${only_tests:+--tests, or }the map of $f in $0)"
   done
   limit=${timeout_s:-}
   if ((baseline)); then
@@ -424,9 +420,10 @@ for f in "${files[@]}"; do
           124)
             status="timed out"
             why="over ${limit} s"
-            if grep -q '^mutation: no output for ' "$mlog"; then
-              why="hung: no output for ${stall_s} s"
-            fi
+            ;;
+          125)
+            status="timed out"
+            why="hung: no output for ${stall_s} s"
             ;;
           *)
             status="killed"

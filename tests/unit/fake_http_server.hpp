@@ -172,9 +172,18 @@ private:
   std::thread m_thread;
 };
 
-inline std::string ok_answer(std::string_view body, std::string_view extra_headers = "") {
-  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + std::string(extra_headers) +
+// One whole JSON answer: "404", "Not Found", the body, and any headers of its own.
+inline std::string answer_with(int status,
+                               std::string_view reason,
+                               std::string_view body,
+                               std::string_view extra_headers = "") {
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+         "\r\nContent-Type: application/json\r\n" + std::string(extra_headers) +
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+inline std::string ok_answer(std::string_view body, std::string_view extra_headers = "") {
+  return answer_with(200, "OK", body, extra_headers);
 }
 
 // Runs `multi` until `transfer` finished, or `limit` passed; returns whether it finished.

@@ -41,12 +41,6 @@ constexpr std::int64_t at_ms(std::int64_t ms) {
   return k_granted_ns + ms * k_ns_per_ms;
 }
 
-std::string answer_with(int status, std::string_view reason, std::string_view body) {
-  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + std::string(body);
-}
-
 const std::string k_alive =
     ok_answer(R"({"result":{"header":{"revision":"5"},"ID":"4660","TTL":"4"}})");
 // The gateway's answer for a lease etcd no longer has: 200, and no TTL.
