@@ -37,14 +37,24 @@ struct Canned {
   bool hang = false;  // then answer nothing more, until the client closes the connection
 };
 
-// A loopback HTTP/1.1 server on a thread of its own, one connection at a time: each
-// request (headers and a Content-Length body) gets what `respond` returns for it.
+// A loopback HTTP/1.1 server on a thread of its own: each request (headers and a
+// Content-Length body) gets what `respond` returns for it. One connection at a time, or
+// each on a thread of its own (`Connections::at_once`, for a client that keeps one per kind
+// of request, as the helper's Session does).
 class FakeServer {
 public:
   using Respond = std::function<Canned(std::size_t index)>;
+  // The request's index and its whole text (head and body).
+  using RespondTo = std::function<Canned(std::size_t index, const std::string& request)>;
+  enum class Connections { one_at_a_time, at_once };
 
   explicit FakeServer(Respond respond)
-      : m_respond(std::move(respond)),
+      : FakeServer([respond = std::move(respond)](std::size_t index,
+                                                  const std::string&) { return respond(index); },
+                   Connections::one_at_a_time) {}
+
+  FakeServer(RespondTo respond, Connections connections)
+      : m_respond(std::move(respond)), m_at_once(connections == Connections::at_once),
         m_listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -59,6 +69,9 @@ public:
   ~FakeServer() {
     m_stop = true;
     m_thread.join();
+    for (std::thread& talker : m_talkers) {
+      talker.join();
+    }
     ::close(m_listener);
   }
   FakeServer(const FakeServer&) = delete;
@@ -93,6 +106,13 @@ private:
       }
       const int connection = ::accept4(m_listener, nullptr, nullptr, SOCK_CLOEXEC);
       ++m_connections;
+      if (m_at_once) {
+        m_talkers.emplace_back([this, connection] {
+          talk(connection);
+          ::close(connection);
+        });
+        continue;
+      }
       talk(connection);
       ::close(connection);
     }
@@ -135,7 +155,7 @@ private:
         index = m_requests.size();
         m_requests.push_back(*request);
       }
-      const Canned canned = m_respond(index);
+      const Canned canned = m_respond(index, *request);
       for (const std::string& part : canned.parts) {
         if (part != canned.parts.front()) {
           std::this_thread::sleep_for(canned.pause);
@@ -161,7 +181,8 @@ private:
     }
   }
 
-  Respond m_respond;
+  RespondTo m_respond;
+  bool m_at_once = false;
   int m_listener = -1;
   std::uint16_t m_port = 0;
   std::atomic<bool> m_stop{false};
@@ -170,6 +191,7 @@ private:
   mutable std::mutex m_mutex;
   std::vector<std::string> m_requests;
   std::thread m_thread;
+  std::vector<std::thread> m_talkers; // with Connections::at_once: one per connection
 };
 
 // One whole JSON answer: "404", "Not Found", the body, and any headers of its own.

@@ -48,15 +48,15 @@ private:
   Transfer& m_transfer;
 };
 
+} // namespace
+
 int poll_timeout_ms(std::int64_t now_ns, std::int64_t wake_ns) {
   if (wake_ns <= now_ns) {
     return 0;
   }
   const std::int64_t milliseconds = (wake_ns - now_ns + k_ns_per_ms - 1) / k_ns_per_ms;
-  return static_cast<int>(std::min<std::int64_t>(milliseconds, 60'000));
+  return static_cast<int>(std::min<std::int64_t>(milliseconds, k_max_poll_ms));
 }
-
-} // namespace
 
 Session::Session(Options options, Channel& channel)
     : m_options(std::move(options)), m_channel(channel),

@@ -33,6 +33,12 @@ namespace loto::etcd_helper {
 // Exit status of a helper that lost its lease or key (after "lost").
 inline constexpr int k_exit_lost = 1;
 
+// How long the event loop may sleep in poll() to wake at `wake_ns` (CLOCK_MONOTONIC) when
+// it is `now_ns`: rounded up, since waking a little early would only spin until the
+// deadline; 0 once it is due; at most k_max_poll_ms (the wake time may be "never").
+inline constexpr int k_max_poll_ms = 60'000;
+int poll_timeout_ms(std::int64_t now_ns, std::int64_t wake_ns);
+
 class Session {
 public:
   Session(Options options, Channel& channel);

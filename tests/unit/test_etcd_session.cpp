@@ -1,0 +1,833 @@
+// Unit tests for one helper run (src/lock/etcd/helper/session.cpp) against a scripted etcd
+// on loopback and a scripted loto on a socket pair: what is asked of etcd in which order,
+// what loto is told, and how each ending cleans up (the lease revoked, or left to expire
+// while loto's job may still run). The end-to-end tests (tests/e2e/etcd*.bats) run the same
+// flows against a real etcd; these pin what a real cluster cannot be made to do on cue.
+#include "fake_http_server.hpp"
+#include "lock/etcd/helper/channel.hpp"
+#include "lock/etcd/helper/codec.hpp"
+#include "lock/etcd/helper/options.hpp"
+#include "lock/etcd/helper/outcome.hpp"
+#include "lock/etcd/helper/session.hpp"
+#include "lock/etcd/protocol.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+using namespace loto::etcd_helper;
+using namespace loto::etcd_helper::testing;
+using nlohmann::json;
+namespace proto = loto::etcd_protocol;
+
+namespace {
+
+constexpr std::int64_t k_lease = 4660; // 0x1234
+const std::string k_name = "loto/x";
+const std::string k_my_key = "loto/x/1234";
+constexpr std::int64_t k_my_revision = 10;
+
+// ---- What the scripted etcd is asked.
+
+enum class Asked { grant, enqueue, claim, ahead, own_key, queue, watch, revoke, keepalive, other };
+
+struct Request {
+  std::string path;
+  json body;
+  Asked asked = Asked::other;
+};
+
+std::string decoded(const json& field) {
+  return base64_decode(field.get<std::string>()).value_or("");
+}
+
+Request parse_request(const std::string& raw) {
+  Request request;
+  const auto start = raw.find(' ') + 1;
+  request.path = raw.substr(start, raw.find(' ', start) - start);
+  request.body = json::parse(raw.substr(raw.find("\r\n\r\n") + 4), nullptr, false);
+  const json& body = request.body;
+  if (request.path == "/v3/lease/grant") {
+    request.asked = Asked::grant;
+  } else if (request.path == "/v3/lease/revoke") {
+    request.asked = Asked::revoke;
+  } else if (request.path == "/v3/lease/keepalive") {
+    request.asked = Asked::keepalive;
+  } else if (request.path == "/v3/watch") {
+    request.asked = Asked::watch;
+  } else if (request.path == "/v3/kv/txn") {
+    const std::string put = decoded(body["success"][0]["request_put"]["key"]);
+    request.asked = put.find("/slot/") == std::string::npos ? Asked::enqueue : Asked::claim;
+  } else if (request.path == "/v3/kv/range") {
+    request.asked = body.contains("max_create_revision") ? Asked::ahead
+                    : body.contains("range_end")         ? Asked::queue
+                                                         : Asked::own_key;
+  }
+  return request;
+}
+
+// ---- Answers, as etcd's JSON gateway gives them.
+
+std::string kv(std::string_view key,
+               std::int64_t create_revision,
+               std::int64_t lease,
+               std::string_view value = "") {
+  return R"({"key":")" + base64_encode(key) + R"(","create_revision":")" +
+         std::to_string(create_revision) + R"(","mod_revision":")" +
+         std::to_string(create_revision) + R"(","version":"1","value":")" + base64_encode(value) +
+         R"(","lease":")" + std::to_string(lease) + R"("})";
+}
+
+std::string kv_list(const std::vector<std::string>& kvs) {
+  std::string list;
+  for (const std::string& one : kvs) {
+    list += (list.empty() ? "" : ",") + one;
+  }
+  return list;
+}
+
+std::string range_json(std::int64_t revision, const std::vector<std::string>& kvs) {
+  return R"({"header":{"revision":")" + std::to_string(revision) + R"("},"kvs":[)" + kv_list(kvs) +
+         R"(],"count":")" + std::to_string(kvs.size()) + R"("})";
+}
+
+Canned answer(const std::string& body) {
+  return Canned{{ok_answer(body)}};
+}
+
+Canned granted(std::int64_t ttl_seconds) {
+  return answer(R"({"header":{"revision":"5"},"ID":")" + std::to_string(k_lease) + R"(","TTL":")" +
+                std::to_string(ttl_seconds) + R"("})");
+}
+
+// The enqueue txn created our key at k_my_revision and read `queue` under the name.
+Canned enqueued(const std::vector<std::string>& queue) {
+  const std::string revision = std::to_string(k_my_revision);
+  return answer(R"({"header":{"revision":")" + revision + R"("},"succeeded":true,"responses":[)" +
+                R"({"response_put":{"header":{"revision":")" + revision + R"("}}},)" +
+                R"({"response_range":)" + range_json(k_my_revision, queue) + "}]}");
+}
+
+Canned range(std::int64_t revision, const std::vector<std::string>& kvs) {
+  return answer(range_json(revision, kvs));
+}
+
+const std::string k_mine = kv(k_my_key, k_my_revision, k_lease);
+const std::string k_holder_key = "loto/x/99";
+const std::string k_holder_record =
+    R"({"host":"web1","pid":4242,"user":"root","since":"2026-11-30T06:00:00Z","command":"backup.sh"})";
+const std::string k_holder = kv(k_holder_key, 7, 153, k_holder_record);
+
+Canned revoked() {
+  return answer(R"({"header":{"revision":"12"}})");
+}
+
+std::string chunk(std::string_view line) {
+  const std::string text = std::string(line) + "\n";
+  char size[16];
+  static_cast<void>(std::snprintf(size, sizeof size, "%zx", text.size()));
+  return std::string(size) + "\r\n" + text + "\r\n";
+}
+
+const std::string k_stream_head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+const std::string k_watch_created = R"({"result":{"header":{"revision":"11"},"created":true}})";
+const std::string k_watch_deleted = R"({"result":{"header":{"revision":"12"},"events":[)"
+                                    R"({"type":"DELETE","kv":{"key":"bG90by94Lzk5"}}]}})";
+
+// A watch stream that is created, stays quiet for `quiet`, then reports a deletion (and
+// stays open until the helper closes it).
+Canned deletion_after(std::chrono::milliseconds quiet) {
+  return Canned{
+      {k_stream_head, chunk(k_watch_created), chunk(k_watch_deleted)}, quiet / 2, false, true};
+}
+
+// A watch stream that is created and then stays quiet.
+Canned quiet_watch() {
+  return Canned{{k_stream_head, chunk(k_watch_created)}, 0ms, false, true};
+}
+
+// ---- The scripted etcd.
+
+// `script` answers each request; every connection is served at once, as the helper keeps
+// one per kind of request (the main flow, the watch, the renewal).
+class FakeEtcd {
+public:
+  using Script = std::function<Canned(const Request&)>;
+
+  explicit FakeEtcd(Script script)
+      : m_script(std::move(script)), m_server(
+                                         [this](std::size_t, const std::string& raw) {
+                                           const Request request = parse_request(raw);
+                                           const std::lock_guard<std::mutex> lock(m_mutex);
+                                           return m_script(request);
+                                         },
+                                         FakeServer::Connections::at_once) {}
+
+  std::string url() const {
+    return m_server.url();
+  }
+  std::vector<Request> requests() const {
+    std::vector<Request> parsed;
+    for (const std::string& raw : m_server.requests()) {
+      parsed.push_back(parse_request(raw));
+    }
+    return parsed;
+  }
+  std::vector<Asked> asked() const {
+    std::vector<Asked> kinds;
+    for (const Request& request : requests()) {
+      kinds.push_back(request.asked);
+    }
+    return kinds;
+  }
+  std::size_t count(Asked kind) const {
+    const std::vector<Asked> kinds = asked();
+    return static_cast<std::size_t>(std::count(kinds.begin(), kinds.end(), kind));
+  }
+  // The first request of `kind` (a test that asks for it expects one).
+  Request first(Asked kind) const {
+    for (const Request& request : requests()) {
+      if (request.asked == kind) {
+        return request;
+      }
+    }
+    FAIL("etcd was not asked for that");
+    return {};
+  }
+
+private:
+  std::mutex m_mutex; // the script runs on the thread of each connection
+  Script m_script;
+  FakeServer m_server;
+};
+
+// ---- The scripted loto.
+
+enum class LotoDoes { nothing, release, hang_up };
+
+// loto's end of descriptor 3, read on a thread of its own: every message is kept, and
+// `react` answers each one. If the helper is still running after `limit`, loto hangs up,
+// which ends any run (the test then fails on what it expected).
+class FakeLoto {
+public:
+  using React = std::function<LotoDoes(std::string_view message)>;
+
+  explicit FakeLoto(React react, std::chrono::milliseconds limit = 10s)
+      : m_react(std::move(react)) {
+    static_cast<void>(std::signal(SIGPIPE, SIG_IGN)); // a write to a closed socket fails
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m_fds) == 0);
+    m_thread = std::thread([this, limit] { listen(Clock::now() + limit); });
+  }
+  ~FakeLoto() {
+    finish();
+  }
+  FakeLoto(const FakeLoto&) = delete;
+  FakeLoto& operator=(const FakeLoto&) = delete;
+
+  int helper_fd() const {
+    return m_fds[1];
+  }
+  // Once the helper is done: its end closes, and every message it sent.
+  std::vector<std::string> finish() {
+    if (m_fds[1] >= 0) {
+      ::close(m_fds[1]);
+      m_fds[1] = -1;
+    }
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+    return m_messages;
+  }
+
+private:
+  void listen(Clock::time_point limit) {
+    std::string pending;
+    while (true) {
+      pollfd entry{m_fds[0], POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(limit - Clock::now());
+      if (left.count() <= 0 || ::poll(&entry, 1, static_cast<int>(left.count())) == 0) {
+        break; // too long: hang up
+      }
+      char buffer[512];
+      const ssize_t count = ::read(m_fds[0], buffer, sizeof buffer);
+      if (count <= 0) {
+        break;
+      }
+      pending.append(buffer, static_cast<std::size_t>(count));
+      for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n')) {
+        const std::string message = pending.substr(0, end);
+        pending.erase(0, end + 1);
+        m_messages.push_back(message);
+        const LotoDoes does = m_react(message);
+        if (does == LotoDoes::release) {
+          static_cast<void>(::write(m_fds[0], "release\n", 8));
+        } else if (does == LotoDoes::hang_up) {
+          ::close(m_fds[0]);
+          m_fds[0] = -1;
+          return;
+        }
+      }
+    }
+    ::close(m_fds[0]);
+    m_fds[0] = -1;
+  }
+
+  React m_react;
+  int m_fds[2] = {-1, -1}; // loto's end, the helper's end
+  std::vector<std::string> m_messages;
+  std::thread m_thread;
+};
+
+// The message's kind: its first field.
+std::string kind_of(std::string_view message) {
+  return std::string(message.substr(0, message.find('\t')));
+}
+
+std::vector<std::string> kinds(const std::vector<std::string>& messages) {
+  std::vector<std::string> result;
+  for (const std::string& message : messages) {
+    result.push_back(kind_of(message));
+  }
+  return result;
+}
+
+// The message's fields, split at tabs.
+std::vector<std::string> fields(std::string_view message) {
+  std::vector<std::string> result;
+  std::size_t start = 0;
+  while (true) {
+    const auto end = message.find('\t', start);
+    result.emplace_back(message.substr(start, end - start));
+    if (end == std::string_view::npos) {
+      return result;
+    }
+    start = end + 1;
+  }
+}
+
+// The first message of `kind`, split into fields.
+std::vector<std::string> told(const std::vector<std::string>& messages, std::string_view kind) {
+  for (const std::string& message : messages) {
+    if (kind_of(message) == kind) {
+      return fields(message);
+    }
+  }
+  FAIL("loto was not told " << kind);
+  return {};
+}
+
+// Releases the lock as soon as it is acquired.
+LotoDoes release_once_acquired(std::string_view message) {
+  return kind_of(message) == proto::k_acquired ? LotoDoes::release : LotoDoes::nothing;
+}
+
+LotoDoes hang_up_on(std::string_view kind, std::string_view message) {
+  return kind_of(message) == kind ? LotoDoes::hang_up : LotoDoes::nothing;
+}
+
+Options options_for(const FakeEtcd& etcd, Mode mode, int slots = 1) {
+  Options options;
+  options.endpoints = {etcd.url()};
+  options.ttl_ms = mode == Mode::inspect ? 0 : 60'000;
+  options.name = k_name;
+  options.mode = mode;
+  options.slots = slots;
+  options.holder = HolderRecord{"host1", 77, "root", "job.sh"};
+  return options;
+}
+
+struct Ran {
+  int status = -1;
+  std::vector<std::string> messages;
+};
+
+Ran run_session(Options options, const FakeLoto::React& react) {
+  FakeLoto loto(react);
+  Channel channel(loto.helper_fd());
+  Session session(std::move(options), channel);
+  Ran ran;
+  ran.status = session.run();
+  ran.messages = loto.finish();
+  return ran;
+}
+
+Canned unscripted() {
+  return Canned{{answer_with(500, "Internal Server Error", R"({"error":"unscripted","code":2})")}};
+}
+
+// A free lock: the enqueue finds our key the oldest.
+Canned free_lock(const Request& request) {
+  switch (request.asked) {
+  case Asked::grant:
+    return granted(60);
+  case Asked::enqueue:
+    return enqueued({k_mine});
+  case Asked::revoke:
+    return revoked();
+  default:
+    return unscripted();
+  }
+}
+
+} // namespace
+
+TEST_CASE("poll_timeout_ms: whole milliseconds rounded up, 0 once due, a minute at most",
+          "[session]") {
+  constexpr std::int64_t now = 5'000 * k_ns_per_ms;
+  CHECK(poll_timeout_ms(now, now) == 0);
+  CHECK(poll_timeout_ms(now, now - 1) == 0);
+  CHECK(poll_timeout_ms(now, 0) == 0);
+  CHECK(poll_timeout_ms(now, now + 1) == 1); // waking early would spin until it is due
+  CHECK(poll_timeout_ms(now, now + k_ns_per_ms - 1) == 1);
+  CHECK(poll_timeout_ms(now, now + k_ns_per_ms) == 1);
+  CHECK(poll_timeout_ms(now, now + k_ns_per_ms + 1) == 2);
+  CHECK(poll_timeout_ms(now, now + 250 * k_ns_per_ms) == 250);
+  CHECK(poll_timeout_ms(now, now + k_max_poll_ms * k_ns_per_ms) == k_max_poll_ms);
+  CHECK(poll_timeout_ms(now, now + (k_max_poll_ms + 1) * k_ns_per_ms) == k_max_poll_ms);
+  CHECK(poll_timeout_ms(now, std::numeric_limits<std::int64_t>::max()) == k_max_poll_ms);
+}
+
+TEST_CASE(
+    "Session --try, free lock: granted, acquired with the key's revision, released on request",
+    "[session]") {
+  FakeEtcd etcd(free_lock);
+  const auto started_ns = monotonic_ns();
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  const auto grant = told(ran.messages, proto::k_granted);
+  REQUIRE(grant.size() == 4);
+  CHECK(grant[1] == "1234");
+  CHECK(grant[2] == "60000");
+  CHECK(std::stoll(grant[3]) >= started_ns); // when the grant was sent
+  CHECK(std::stoll(grant[3]) <= monotonic_ns());
+  CHECK(told(ran.messages, proto::k_acquired) ==
+        std::vector<std::string>{"acquired", std::to_string(k_my_revision), k_my_key});
+
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::grant, Asked::enqueue, Asked::revoke});
+  CHECK(etcd.first(Asked::grant).body["TTL"] == 60);
+  const json txn = etcd.first(Asked::enqueue).body;
+  const json put = txn["success"][0]["request_put"];
+  CHECK(decoded(put["key"]) == k_my_key);
+  CHECK(put["lease"] == std::to_string(k_lease));
+  const json record = json::parse(decoded(put["value"]));
+  CHECK(record["host"] == "host1");
+  CHECK(record["pid"] == 77);
+  CHECK(record["command"] == "job.sh");
+  CHECK(txn["success"][1]["request_range"]["limit"] == "1"); // only the owner
+  CHECK(etcd.first(Asked::revoke).body["ID"] == std::to_string(k_lease));
+}
+
+TEST_CASE("Session: the TTL asked is rounded up to whole seconds; a shorter one granted is kept",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::grant ? granted(1) : free_lock(request);
+  });
+  Options options = options_for(etcd, Mode::try_once);
+  options.ttl_ms = 1'500;
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(etcd.first(Asked::grant).body["TTL"] == 2);
+  CHECK(told(ran.messages, proto::k_granted)[2] == "1000");
+}
+
+TEST_CASE("Session --try, held lock: busy naming the holder, and our key goes with the lease",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::enqueue ? enqueued({k_holder}) : free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "busy"});
+  CHECK(told(ran.messages, proto::k_busy)[1] ==
+        "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z: backup.sh");
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::grant, Asked::enqueue, Asked::revoke});
+}
+
+TEST_CASE("Session --try: a key of ours under another lease is not ours", "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::enqueue ? enqueued({kv(k_my_key, k_my_revision, 999)})
+                                           : free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "busy"});
+}
+
+namespace {
+
+// A waiter's etcd: the holder's key is ahead until the watch reports its deletion after
+// `quiet`; then our own key is still ours.
+struct QueueScript {
+  std::chrono::milliseconds quiet = 400ms;
+  std::vector<std::string> mine_after_wait = {k_mine};
+  bool deleted = false;
+  Canned operator()(const Request& request) {
+    switch (request.asked) {
+    case Asked::enqueue:
+      return enqueued({k_holder});
+    case Asked::ahead:
+      return deleted ? range(13, {}) : range(11, {k_holder});
+    case Asked::watch:
+      deleted = true;
+      return deletion_after(quiet);
+    case Asked::own_key:
+      return range(13, mine_after_wait);
+    default:
+      return free_lock(request);
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("Session --wait: waiting, queued 1, one watch for as long as it takes, then acquired",
+          "[session]") {
+  FakeEtcd etcd(QueueScript{});
+  const auto started = Clock::now();
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(elapsed_ms(started) >= 400);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "acquired", "released"});
+  CHECK(told(ran.messages, proto::k_waiting)[1] ==
+        "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z: backup.sh");
+  CHECK(told(ran.messages, proto::k_queued)[1] == "1");
+  // One watch, quiet for 400 ms: a stream is not cut for being idle.
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::grant,
+                                           Asked::enqueue,
+                                           Asked::ahead,
+                                           Asked::watch,
+                                           Asked::ahead,
+                                           Asked::own_key,
+                                           Asked::revoke});
+  // The keys created before ours, and the deletions from just after that range.
+  CHECK(etcd.first(Asked::ahead).body["max_create_revision"] == std::to_string(k_my_revision - 1));
+  const json watch = etcd.first(Asked::watch).body["create_request"];
+  CHECK(watch["start_revision"] == "12");
+  CHECK(decoded(watch["key"]) == "loto/x/");
+  CHECK(decoded(etcd.first(Asked::own_key).body["key"]) == k_my_key);
+}
+
+TEST_CASE("Session --wait: our key deleted while waiting is lost (exit 1), and the lease revoked",
+          "[session]") {
+  QueueScript script;
+  script.quiet = 0ms;
+  script.mine_after_wait = {};
+  FakeEtcd etcd(script);
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == k_exit_lost);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "waiting", "queued", "lost"});
+  CHECK(told(ran.messages, proto::k_lost)[1] ==
+        "the lock key loto/x/1234 was deleted while waiting");
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session --wait: our key re-created under another lease while waiting is lost",
+          "[session]") {
+  QueueScript script;
+  script.quiet = 0ms;
+  script.mine_after_wait = {kv(k_my_key, k_my_revision, 999)};
+  FakeEtcd etcd(script);
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == k_exit_lost);
+  QueueScript again;
+  again.quiet = 0ms;
+  again.mine_after_wait = {kv(k_my_key, k_my_revision + 1, k_lease)};
+  FakeEtcd etcd2(again);
+  CHECK(run_session(options_for(etcd2, Mode::wait), release_once_acquired).status == k_exit_lost);
+}
+
+TEST_CASE("Session --try does not wait: busy at once, no watch", "[session]") {
+  FakeEtcd etcd(QueueScript{});
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "busy"});
+  CHECK(etcd.count(Asked::watch) == 0);
+}
+
+TEST_CASE("Session: loto gone while queued: the lease is revoked, so our key leaves the queue",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    QueueScript script;
+    return request.asked == Asked::watch ? quiet_watch() : script(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::wait), [](std::string_view message) {
+    return hang_up_on("queued", message);
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "waiting", "queued"});
+  const auto until = Clock::now() + 3s;
+  while (etcd.count(Asked::revoke) == 0 && Clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session: loto gone while holding: the lease is left to expire (the job may still run)",
+          "[session]") {
+  FakeEtcd etcd(free_lock);
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), [](std::string_view message) {
+    return hang_up_on(proto::k_acquired, message);
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired"});
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::grant, Asked::enqueue});
+}
+
+TEST_CASE("Session: loto gone once told of the grant: the lease is revoked", "[session]") {
+  FakeEtcd etcd(free_lock);
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), [](std::string_view message) {
+    return hang_up_on(proto::k_granted, message);
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted"});
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session --inspect, one slot: every key under the name is a place in the queue",
+          "[session]") {
+  // As `etcdctl lock` sees it: with one slot, a key named NAME/slot/0 is a waiter too.
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::queue
+               ? range(20, {k_holder, kv("loto/x/slot/0", 8, 153, k_holder_key)})
+               : unscripted();
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::inspect), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"holders", "entry", "entry"});
+  CHECK(told(ran.messages, proto::k_holders) ==
+        std::vector<std::string>{"holders",
+                                 "2",
+                                 "pid 4242 on web1 (root) since 2026-11-30T06:00:00Z: backup.sh",
+                                 etcd.url(),
+                                 "1"});
+  REQUIRE(ran.messages.size() == 3);
+  CHECK(fields(ran.messages[1]) == std::vector<std::string>{"entry",
+                                                            "web1",
+                                                            "4242",
+                                                            "root",
+                                                            "2026-11-30T06:00:00Z",
+                                                            "backup.sh",
+                                                            "pid 4242 on web1 (root) since "
+                                                            "2026-11-30T06:00:00Z: backup.sh",
+                                                            ""});
+  CHECK(fields(ran.messages[2]).back().empty()); // no slots: no slot number
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::queue});
+  CHECK(decoded(etcd.first(Asked::queue).body["key"]) == "loto/x/");
+}
+
+TEST_CASE("Session --inspect, two slots: the queue keys only, each with the slot it holds",
+          "[session]") {
+  const std::string waiter = kv("loto/x/ef", 11, 171);
+  FakeEtcd etcd([&waiter](const Request& request) {
+    return request.asked == Asked::queue
+               ? range(20, {k_holder, kv("loto/x/slot/1", 8, 153, k_holder_key), waiter})
+               : unscripted();
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::inspect, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"holders", "entry", "entry"});
+  const auto holders = told(ran.messages, proto::k_holders);
+  REQUIRE(holders.size() == 5);
+  CHECK(holders[1] == "2");
+  CHECK(holders[4] == "2");
+  REQUIRE(ran.messages.size() == 3);
+  CHECK(fields(ran.messages[1])[1] == "web1");
+  CHECK(fields(ran.messages[1]).back() == "1");
+  CHECK(fields(ran.messages[2])[6] == std::string(k_unknown_holder));
+  CHECK(fields(ran.messages[2]).back().empty()); // in a slot, with no slot key yet
+}
+
+namespace {
+
+// Two slots: the holder 99 has slot 0; our key is second in the queue.
+Canned two_slots(const Request& request) {
+  switch (request.asked) {
+  case Asked::enqueue:
+    return enqueued({k_holder, k_mine});
+  case Asked::queue:
+    return range(13, {kv("loto/x/slot/0", 8, 153, k_holder_key)});
+  case Asked::claim:
+    return answer(R"({"header":{"revision":"14"},"succeeded":true,"responses":[)"
+                  R"({"response_put":{"header":{"revision":"14"}}}]})");
+  default:
+    return free_lock(request);
+  }
+}
+
+} // namespace
+
+TEST_CASE("Session --try, two slots: the lowest free slot key is claimed under our lease",
+          "[session]") {
+  FakeEtcd etcd(two_slots);
+  const Ran ran = run_session(options_for(etcd, Mode::try_once, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  CHECK(told(ran.messages, proto::k_acquired) ==
+        std::vector<std::string>{"acquired", std::to_string(k_my_revision), k_my_key, "1"});
+  CHECK(
+      etcd.asked() ==
+      std::vector<Asked>{Asked::grant, Asked::enqueue, Asked::queue, Asked::claim, Asked::revoke});
+  // The whole queue, not only its oldest key.
+  CHECK_FALSE(etcd.first(Asked::enqueue).body["success"][1]["request_range"].contains("limit"));
+  CHECK(decoded(etcd.first(Asked::queue).body["key"]) == "loto/x/slot/");
+  const json claim = etcd.first(Asked::claim).body;
+  CHECK(decoded(claim["success"][0]["request_put"]["key"]) == "loto/x/slot/1");
+  CHECK(decoded(claim["success"][0]["request_put"]["value"]) == k_my_key);
+  CHECK(claim["compare"][1]["create_revision"] == std::to_string(k_my_revision));
+}
+
+TEST_CASE("Session, two slots: a slot taken first by another is looked for again; a key lost "
+          "meanwhile is lost",
+          "[session]") {
+  int claims = 0;
+  FakeEtcd etcd([&claims](const Request& request) {
+    if (request.asked == Asked::claim && ++claims == 1) {
+      return answer(R"({"header":{"revision":"14"},"responses":[{"response_range":)" +
+                    range_json(14, {k_mine}) + "}]}");
+    }
+    return two_slots(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  CHECK(etcd.count(Asked::claim) == 2);
+  CHECK(etcd.count(Asked::queue) == 2);
+
+  FakeEtcd gone([](const Request& request) {
+    if (request.asked == Asked::claim) {
+      return answer(R"({"header":{"revision":"14"},"responses":[{"response_range":)" +
+                    range_json(14, {}) + "}]}");
+    }
+    return two_slots(request);
+  });
+  const Ran lost = run_session(options_for(gone, Mode::try_once, 2), release_once_acquired);
+  CHECK(lost.status == k_exit_lost);
+  CHECK(kinds(lost.messages) == std::vector<std::string>{"granted", "lost"});
+  CHECK(gone.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session --try, two slots, none free (a holder's slot key outlives its queue key): busy",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    if (request.asked == Asked::queue) {
+      return range(13,
+                   {kv("loto/x/slot/0", 8, 153, k_holder_key), kv("loto/x/slot/1", 9, 160, "x")});
+    }
+    return two_slots(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "busy"});
+  CHECK(etcd.count(Asked::claim) == 0);
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session: no endpoint answers before the grant: failed 69 naming them, nothing to revoke",
+          "[session]") {
+  FakeEtcd etcd(free_lock); // never reached
+  Options options = options_for(etcd, Mode::try_once);
+  const std::string first = "http://127.0.0.1:" + std::to_string(closed_port());
+  const std::string second = "http://127.0.0.1:" + std::to_string(closed_port());
+  options.endpoints = {first, second};
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == proto::k_unavailable);
+  REQUIRE(kinds(ran.messages) == std::vector<std::string>{"failed"});
+  const auto failed = told(ran.messages, proto::k_failed);
+  CHECK(failed[1] == "69");
+  CHECK_THAT(failed[2],
+             Catch::Matchers::StartsWith("cannot reach etcd at " + first + ", " + second));
+}
+
+TEST_CASE("Session: an endpoint that does not answer is passed over for the next", "[session]") {
+  FakeEtcd etcd(free_lock);
+  Options options = options_for(etcd, Mode::try_once);
+  options.endpoints = {"http://127.0.0.1:" + std::to_string(closed_port()), etcd.url()};
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+}
+
+TEST_CASE("Session: with a lease to keep, a request no endpoint answered is sent again after a "
+          "pause",
+          "[session]") {
+  int enqueues = 0;
+  FakeEtcd etcd([&enqueues](const Request& request) {
+    if (request.asked == Asked::enqueue && ++enqueues == 1) {
+      return Canned{{answer_with(
+          503,
+          "Service Unavailable",
+          R"({"error":"transport is closing","message":"transport is closing","code":14})")}};
+    }
+    return free_lock(request);
+  });
+  const auto started = Clock::now();
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  CHECK(etcd.count(Asked::enqueue) == 2);
+  CHECK(elapsed_ms(started) >= 100);
+}
+
+TEST_CASE("Session: etcd refuses: failed 77 naming the key, and the lease revoked", "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    if (request.asked == Asked::enqueue) {
+      return Canned{{answer_with(
+          403,
+          "Forbidden",
+          R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})")}};
+    }
+    return free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(ran.status == proto::k_refused);
+  CHECK(told(ran.messages, proto::k_failed) ==
+        std::vector<std::string>{
+            "failed", "77", "etcd refused: etcdserver: permission denied (key loto/x/1234)"});
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session: a lease etcd no longer has is lost (exit 1), with nothing to revoke",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    if (request.asked == Asked::enqueue) {
+      return Canned{{answer_with(
+          404,
+          "Not Found",
+          R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})")}};
+    }
+    return free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(ran.status == k_exit_lost);
+  CHECK(told(ran.messages, proto::k_lost) ==
+        std::vector<std::string>{"lost", "the lease expired or was revoked"});
+  CHECK(etcd.count(Asked::revoke) == 0);
+}
+
+TEST_CASE("Session: an answer of the wrong shape is etcd's fault: failed 70 naming the endpoint",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::grant ? answer(R"({"header":{"revision":"5"}})")
+                                         : free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+  CHECK(ran.status == proto::k_software);
+  CHECK(told(ran.messages, proto::k_failed) ==
+        std::vector<std::string>{"failed",
+                                 "70",
+                                 "unexpected answer from etcd at " + etcd.url() +
+                                     ": the lease grant has no lease ID or TTL"});
+  CHECK(etcd.count(Asked::revoke) == 0);
+}
