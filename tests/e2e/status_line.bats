@@ -163,3 +163,20 @@ context_switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1
   [[ "$output" == *"loto: waiting 2s (28s left) for resource 'pool'"* ]]
   grep -q "RAN in slot 0" "$OUT"
 }
+
+@test "a holder loto cannot see (a process of another PID namespace): the line names no holder and no place in line" {
+  unshare --pid --fork --mount-proc true 2>/dev/null || skip "cannot create a PID namespace"
+  hold_lock "$LOCK"
+  # In a PID namespace of its own, loto cannot see the holder: /proc/locks leaves it out.
+  spawn -n waiter env TERM=xterm unshare --pid --fork --mount-proc \
+    "$PY" "$PTY_RUN" "$OUT" -- "$LOTO" -t 30 -L "$LOCK" -- echo RAN
+  wait_until 10 has_updates 2
+  release_lock
+  wait_exit "$SPAWNED" 10
+  [ "$STATUS" -eq 0 ]
+  run status_lines
+  echo "$output" >&2
+  [ "${lines[0]}" = "loto: waiting 0s (30s left) for lock '$LOCK'" ]
+  [ "${lines[1]}" = "loto: waiting 1s (29s left) for lock '$LOCK'" ]
+  grep -q RAN "$OUT"
+}
