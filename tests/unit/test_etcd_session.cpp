@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <functional>
@@ -169,8 +170,10 @@ public:
   explicit FakeEtcd(Script script)
       : m_script(std::move(script)), m_server(
                                          [this](std::size_t, const std::string& raw) {
-                                           const Request request = parse_request(raw);
+                                           Request request = parse_request(raw);
                                            const std::lock_guard<std::mutex> lock(m_mutex);
+                                           m_log.push_back(request);
+                                           m_when.push_back(Clock::now());
                                            return m_script(request);
                                          },
                                          FakeServer::Connections::at_once) {}
@@ -179,11 +182,13 @@ public:
     return m_server.url();
   }
   std::vector<Request> requests() const {
-    std::vector<Request> parsed;
-    for (const std::string& raw : m_server.requests()) {
-      parsed.push_back(parse_request(raw));
-    }
-    return parsed;
+    const std::lock_guard<std::mutex> lock(m_mutex);
+    return m_log;
+  }
+  // When each request came, in the order of requests().
+  std::vector<Clock::time_point> times() const {
+    const std::lock_guard<std::mutex> lock(m_mutex);
+    return m_when;
   }
   std::vector<Asked> asked() const {
     std::vector<Asked> kinds;
@@ -208,9 +213,11 @@ public:
   }
 
 private:
-  std::mutex m_mutex; // the script runs on the thread of each connection
+  mutable std::mutex m_mutex; // the script runs on the thread of each connection
   Script m_script;
-  FakeServer m_server;
+  std::vector<Request> m_log;
+  std::vector<Clock::time_point> m_when;
+  FakeServer m_server; // last: its threads stop before the rest goes
 };
 
 // ---- The scripted loto.
@@ -430,8 +437,9 @@ TEST_CASE(
   CHECK(etcd.first(Asked::revoke).body["ID"] == std::to_string(k_lease));
 }
 
-TEST_CASE("Session: the TTL asked is rounded up to whole seconds; a shorter one granted is kept",
-          "[session]") {
+TEST_CASE(
+    "Session: the TTL asked is rounded up to whole seconds, and a shorter one granted is kept",
+    "[session]") {
   FakeEtcd etcd([](const Request& request) {
     return request.asked == Asked::grant ? granted(1) : free_lock(request);
   });
@@ -581,14 +589,20 @@ TEST_CASE("Session: loto gone while holding: the lease is left to expire (the jo
   CHECK(etcd.asked() == std::vector<Asked>{Asked::grant, Asked::enqueue});
 }
 
-TEST_CASE("Session: loto gone once told of the grant: the lease is revoked", "[session]") {
-  FakeEtcd etcd(free_lock);
+TEST_CASE("Session: loto gone while a request is in flight: it is abandoned, the lease revoked",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    // The enqueue is never answered: only loto's hang-up can end the wait for it.
+    return request.asked == Asked::enqueue ? Canned{{}, 0ms, false, true} : free_lock(request);
+  });
   const Ran ran = run_session(options_for(etcd, Mode::try_once), [](std::string_view message) {
     return hang_up_on(proto::k_granted, message);
   });
   CHECK(ran.status == 0);
   CHECK(kinds(ran.messages) == std::vector<std::string>{"granted"});
+  // The abandoned enqueue may reach the server after the revoke, on its own connection.
   CHECK(etcd.count(Asked::revoke) == 1);
+  CHECK(etcd.count(Asked::enqueue) <= 1);
 }
 
 TEST_CASE("Session --inspect, one slot: every key under the name is a place in the queue",
@@ -684,7 +698,7 @@ TEST_CASE("Session --try, two slots: the lowest free slot key is claimed under o
   CHECK(claim["compare"][1]["create_revision"] == std::to_string(k_my_revision));
 }
 
-TEST_CASE("Session, two slots: a slot taken first by another is looked for again; a key lost "
+TEST_CASE("Session, two slots: a slot taken first by another is looked for again, and a key lost "
           "meanwhile is lost",
           "[session]") {
   int claims = 0;
@@ -826,4 +840,117 @@ TEST_CASE("Session: an answer of the wrong shape is etcd's fault: failed 70 nami
                                  "unexpected answer from etcd at " + etcd.url() +
                                      ": the lease grant has no lease ID or TTL"});
   CHECK(etcd.count(Asked::revoke) == 0);
+}
+
+namespace {
+
+// A waiter's etcd told what each look at the keys ahead finds, and what each watch does,
+// in turn (the last one of each again when they run out).
+struct TurnScript {
+  std::vector<std::vector<std::string>> aheads;
+  std::vector<Canned> watches;
+  std::size_t looked = 0;
+  std::size_t watched = 0;
+  Canned operator()(const Request& request) {
+    switch (request.asked) {
+    case Asked::ahead:
+      return range(11, aheads[std::min(looked++, aheads.size() - 1)]);
+    case Asked::watch:
+      return watches[std::min(watched++, watches.size() - 1)];
+    default:
+      return QueueScript{}(request);
+    }
+  }
+};
+
+// A watch stream that is created and then ends without a deletion.
+Canned ended_watch() {
+  return Canned{{k_stream_head, chunk(k_watch_created), "0\r\n\r\n"}};
+}
+
+// Milliseconds from the `n`th request of `from` to the next request of `to` after it.
+long gap_ms(const FakeEtcd& etcd, Asked from, std::size_t n, Asked to) {
+  const std::vector<Request> requests = etcd.requests();
+  const std::vector<Clock::time_point> times = etcd.times();
+  std::size_t seen = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (requests[i].asked == from && seen++ == n) {
+      for (std::size_t j = i + 1; j < requests.size(); ++j) {
+        if (requests[j].asked == to) {
+          return static_cast<long>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(times[j] - times[i]).count());
+        }
+      }
+    }
+  }
+  FAIL("no such pair of requests");
+  return -1;
+}
+
+} // namespace
+
+TEST_CASE("Session --wait: the place in the queue is told each time it changes, and only then",
+          "[session]") {
+  const std::string other = kv("loto/x/98", 8, 154);
+  TurnScript script;
+  script.aheads = {{k_holder, other}, {k_holder, other}, {k_holder}, {}};
+  script.watches = {deletion_after(0ms)};
+  FakeEtcd etcd(script);
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(ran.messages.size() == 6);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "queued", "acquired", "released"});
+  REQUIRE(ran.messages.size() >= 4);
+  CHECK(ran.messages[2] == "queued\t2");
+  CHECK(ran.messages[3] == "queued\t1");
+  CHECK(etcd.count(Asked::watch) == 3);
+}
+
+TEST_CASE("Session --wait: a watch that ends without the deletion is looked at again after "
+          "100 ms, then 200 ms; a deletion starts the pauses over",
+          "[session]") {
+  TurnScript script;
+  script.aheads = {{k_holder}, {k_holder}, {k_holder}, {k_holder}, {k_holder}, {}};
+  script.watches = {
+      ended_watch(), ended_watch(), deletion_after(0ms), ended_watch(), deletion_after(0ms)};
+  FakeEtcd etcd(script);
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "acquired", "released"});
+  CHECK(etcd.count(Asked::watch) == 5);
+  const long first = gap_ms(etcd, Asked::watch, 0, Asked::ahead);
+  const long second = gap_ms(etcd, Asked::watch, 1, Asked::ahead);
+  const long after_deletion = gap_ms(etcd, Asked::watch, 2, Asked::ahead);
+  const long again = gap_ms(etcd, Asked::watch, 3, Asked::ahead);
+  INFO("pauses: " << first << ", " << second << ", " << after_deletion << ", " << again << " ms");
+  CHECK(first >= 100);
+  CHECK(first < 200);
+  CHECK(second >= 200);
+  CHECK(after_deletion < 100); // at once
+  CHECK(again >= 100);
+  CHECK(again < 200);
+}
+
+TEST_CASE("Session --wait: a watch etcd refuses is failed 77 naming the keys, and the lease "
+          "revoked",
+          "[session]") {
+  TurnScript script;
+  script.aheads = {{k_holder}};
+  script.watches = {
+      Canned{{k_stream_head,
+              chunk(R"({"error":{"grpc_code":7,"http_code":403,"message":)"
+                    R"("etcdserver: permission denied","http_status":"Forbidden"}})")},
+             0ms,
+             false,
+             true}};
+  FakeEtcd etcd(script);
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == proto::k_refused);
+  CHECK(told(ran.messages, proto::k_failed) ==
+        std::vector<std::string>{
+            "failed", "77", "etcd refused: etcdserver: permission denied (keys loto/x/)"});
+  CHECK(etcd.count(Asked::watch) == 1);
+  CHECK(etcd.count(Asked::revoke) == 1);
 }
