@@ -908,7 +908,7 @@ TEST_CASE("Session --wait: the place in the queue is told each time it changes, 
 }
 
 TEST_CASE("Session --wait: a watch that ends without the deletion is looked at again after "
-          "100 ms, then 200 ms; a deletion starts the pauses over",
+          "100 ms, then 200 ms, and a deletion starts the pauses over",
           "[session]") {
   TurnScript script;
   script.aheads = {{k_holder}, {k_holder}, {k_holder}, {k_holder}, {k_holder}, {}};
