@@ -16,6 +16,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -237,5 +239,29 @@ inline std::uint16_t closed_port() {
 }
 
 inline constexpr Timeouts k_test_timeouts{1000, 2000};
+
+// A password file for etcd.user, removed at the end of the test.
+class PasswordFile {
+public:
+  PasswordFile() {
+    std::string pattern = "/tmp/loto-etcd-test.XXXXXX";
+    const int fd = ::mkstemp(pattern.data());
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    m_path = pattern;
+    std::ofstream(m_path) << "secret\n";
+  }
+  ~PasswordFile() {
+    ::unlink(m_path.c_str());
+  }
+  PasswordFile(const PasswordFile&) = delete;
+  PasswordFile& operator=(const PasswordFile&) = delete;
+  const std::string& path() const {
+    return m_path;
+  }
+
+private:
+  std::string m_path;
+};
 
 } // namespace loto::etcd_helper::testing

@@ -158,30 +158,6 @@ std::optional<Thrown> given_up(const std::string& failed, std::vector<std::strin
   return std::nullopt;
 }
 
-// A password file for etcd.user, removed at the end of the test.
-class PasswordFile {
-public:
-  PasswordFile() {
-    std::string pattern = "/tmp/loto-renewal-test.XXXXXX";
-    const int fd = ::mkstemp(pattern.data());
-    REQUIRE(fd >= 0);
-    ::close(fd);
-    m_path = pattern;
-    std::ofstream(m_path) << "secret\n";
-  }
-  ~PasswordFile() {
-    ::unlink(m_path.c_str());
-  }
-  PasswordFile(const PasswordFile&) = delete;
-  PasswordFile& operator=(const PasswordFile&) = delete;
-  const std::string& path() const {
-    return m_path;
-  }
-
-private:
-  std::string m_path;
-};
-
 } // namespace
 
 TEST_CASE("Renewal: a keepalive every TTL/4 from the grant, reported with the time it was sent",

@@ -42,10 +42,23 @@ constexpr std::int64_t k_my_revision = 10;
 
 // ---- What the scripted etcd is asked.
 
-enum class Asked { grant, enqueue, claim, ahead, own_key, queue, watch, revoke, keepalive, other };
+enum class Asked {
+  grant,
+  enqueue,
+  claim,
+  ahead,
+  own_key,
+  queue,
+  watch,
+  revoke,
+  keepalive,
+  authenticate,
+  other
+};
 
 struct Request {
   std::string path;
+  std::string token; // its Authorization header, "" without one
   json body;
   Asked asked = Asked::other;
 };
@@ -59,6 +72,11 @@ Request parse_request(const std::string& raw) {
   const auto start = raw.find(' ') + 1;
   request.path = raw.substr(start, raw.find(' ', start) - start);
   request.body = json::parse(raw.substr(raw.find("\r\n\r\n") + 4), nullptr, false);
+  constexpr std::string_view k_authorization = "\r\nAuthorization: ";
+  if (const auto field = raw.find(k_authorization); field != std::string::npos) {
+    const auto value = field + k_authorization.size();
+    request.token = raw.substr(value, raw.find("\r\n", value) - value);
+  }
   const json& body = request.body;
   if (request.path == "/v3/lease/grant") {
     request.asked = Asked::grant;
@@ -66,6 +84,8 @@ Request parse_request(const std::string& raw) {
     request.asked = Asked::revoke;
   } else if (request.path == "/v3/lease/keepalive") {
     request.asked = Asked::keepalive;
+  } else if (request.path == "/v3/auth/authenticate") {
+    request.asked = Asked::authenticate;
   } else if (request.path == "/v3/watch") {
     request.asked = Asked::watch;
   } else if (request.path == "/v3/kv/txn") {
@@ -953,4 +973,196 @@ TEST_CASE("Session --wait: a watch etcd refuses is failed 77 naming the keys, an
             "failed", "77", "etcd refused: etcdserver: permission denied (keys loto/x/)"});
   CHECK(etcd.count(Asked::watch) == 1);
   CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+namespace {
+
+const std::string k_token_expired = answer_with(
+    401,
+    "Unauthorized",
+    R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})");
+
+// etcd with authentication on: each authenticate gets a new token (tok1, tok2, ...), and
+// `script` answers the rest (`lapses` of its first requests of `kind` get "invalid auth
+// token" instead).
+struct AuthScript {
+  FakeEtcd::Script script;
+  Asked kind = Asked::other;
+  int lapses = 0;
+  int tokens = 0;
+  Canned operator()(const Request& request) {
+    if (request.asked == Asked::authenticate) {
+      return answer(R"({"header":{"revision":"1"},"token":"tok)" + std::to_string(++tokens) +
+                    R"("})");
+    }
+    if (request.asked == kind && lapses > 0) {
+      --lapses;
+      return Canned{{k_token_expired}};
+    }
+    return script(request);
+  }
+};
+
+Options with_user(Options options, const PasswordFile& password) {
+  options.credentials.user = "loto";
+  options.credentials.password_file = password.path();
+  return options;
+}
+
+std::vector<std::string> tokens_sent(const FakeEtcd& etcd) {
+  std::vector<std::string> tokens;
+  for (const Request& request : etcd.requests()) {
+    tokens.push_back(request.token);
+  }
+  return tokens;
+}
+
+} // namespace
+
+TEST_CASE("Session with etcd.user: a token first, sent with every request", "[session][auth]") {
+  const PasswordFile password;
+  FakeEtcd etcd(AuthScript{free_lock});
+  const Ran ran =
+      run_session(with_user(options_for(etcd, Mode::try_once), password), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(etcd.asked() ==
+        std::vector<Asked>{Asked::authenticate, Asked::grant, Asked::enqueue, Asked::revoke});
+  CHECK(tokens_sent(etcd) == std::vector<std::string>{"", "tok1", "tok1", "tok1"});
+  const json credentials = etcd.first(Asked::authenticate).body;
+  CHECK(credentials["name"] == "loto");
+  CHECK(credentials["password"] == "secret");
+}
+
+TEST_CASE("Session with etcd.user: a token that lapses is fetched again and the request sent "
+          "again at once",
+          "[session][auth]") {
+  const PasswordFile password;
+  FakeEtcd etcd(AuthScript{free_lock, Asked::enqueue, 1});
+  const Ran ran =
+      run_session(with_user(options_for(etcd, Mode::try_once), password), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::authenticate,
+                                           Asked::grant,
+                                           Asked::enqueue,
+                                           Asked::authenticate,
+                                           Asked::enqueue,
+                                           Asked::revoke});
+  CHECK(tokens_sent(etcd) == std::vector<std::string>{"", "tok1", "tok1", "", "tok2", "tok2"});
+  // Not after the 100 ms pause of a round of endpoints that did not answer.
+  CHECK(gap_ms(etcd, Asked::enqueue, 0, Asked::enqueue) < 80);
+}
+
+TEST_CASE("Session with etcd.user: tokens lapsing a 4th time in one request are a refusal (77)",
+          "[session][auth]") {
+  const PasswordFile password;
+  AuthScript three{free_lock, Asked::enqueue, 3};
+  FakeEtcd etcd_three(three);
+  CHECK(run_session(with_user(options_for(etcd_three, Mode::try_once), password),
+                    release_once_acquired)
+            .status == 0);
+  CHECK(etcd_three.count(Asked::enqueue) == 4);
+
+  FakeEtcd etcd(AuthScript{free_lock, Asked::enqueue, 100});
+  const Ran ran =
+      run_session(with_user(options_for(etcd, Mode::try_once), password), release_once_acquired);
+  CHECK(ran.status == proto::k_refused);
+  CHECK(told(ran.messages, proto::k_failed) ==
+        std::vector<std::string>{
+            "failed", "77", "etcd refused user 'loto': invalid auth token (key loto/x/1234)"});
+  CHECK(etcd.count(Asked::enqueue) == 4);
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session with etcd.user: a watch refused for a lapsed token gets a new token and a new "
+          "look, once after each deletion",
+          "[session][auth]") {
+  const PasswordFile password;
+  const Canned denied{{k_stream_head,
+                       chunk(R"({"error":{"grpc_code":7,"http_code":403,"message":)"
+                             R"("etcdserver: permission denied","http_status":"Forbidden"}})")},
+                      0ms,
+                      false,
+                      true};
+  TurnScript turns;
+  turns.aheads = {{k_holder}, {k_holder}, {k_holder}, {k_holder}, {}};
+  turns.watches = {denied, deletion_after(0ms), denied, deletion_after(0ms)};
+  FakeEtcd etcd(AuthScript{turns});
+  const Ran ran =
+      run_session(with_user(options_for(etcd, Mode::wait), password), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "acquired", "released"});
+  CHECK(etcd.count(Asked::authenticate) == 3);
+  CHECK(etcd.count(Asked::watch) == 4);
+
+  TurnScript twice;
+  twice.aheads = {{k_holder}};
+  twice.watches = {denied};
+  FakeEtcd refused(AuthScript{twice});
+  const Ran again =
+      run_session(with_user(options_for(refused, Mode::wait), password), release_once_acquired);
+  CHECK(again.status == proto::k_refused);
+  CHECK(refused.count(Asked::watch) == 2);
+  CHECK(told(again.messages, proto::k_failed)[2] ==
+        "etcd refused: etcdserver: permission denied (keys loto/x/)");
+}
+
+TEST_CASE("Session with etcd.user: a revoke refused for a lapsed token is sent once more with a "
+          "new one",
+          "[session][auth]") {
+  const PasswordFile password;
+  FakeEtcd etcd(AuthScript{free_lock, Asked::revoke, 1});
+  const Ran ran =
+      run_session(with_user(options_for(etcd, Mode::try_once), password), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::authenticate,
+                                           Asked::grant,
+                                           Asked::enqueue,
+                                           Asked::revoke,
+                                           Asked::authenticate,
+                                           Asked::revoke});
+  CHECK(tokens_sent(etcd).back() == "tok2");
+
+  FakeEtcd lapsing(AuthScript{free_lock, Asked::revoke, 100});
+  const Ran still =
+      run_session(with_user(options_for(lapsing, Mode::try_once), password), release_once_acquired);
+  CHECK(still.status == 0);
+  CHECK(kinds(still.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  CHECK(lapsing.count(Asked::revoke) == 2); // best effort: not for ever
+}
+
+TEST_CASE("Session with etcd.user: a wrong password is failed 77 naming the user, nothing granted",
+          "[session][auth]") {
+  const PasswordFile password;
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::authenticate
+               ? Canned{{answer_with(
+                     400,
+                     "Bad Request",
+                     R"({"error":"etcdserver: authentication failed, invalid user ID or password","code":3})")}}
+               : free_lock(request);
+  });
+  const Ran ran =
+      run_session(with_user(options_for(etcd, Mode::try_once), password), release_once_acquired);
+  CHECK(ran.status == proto::k_refused);
+  CHECK(told(ran.messages, proto::k_failed) ==
+        std::vector<std::string>{
+            "failed",
+            "77",
+            "etcd refused user 'loto': authentication failed, invalid user ID or password"});
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::authenticate});
+}
+
+TEST_CASE("Session with etcd.user: an endpoint that does not answer the authentication is passed "
+          "over",
+          "[session][auth]") {
+  const PasswordFile password;
+  FakeEtcd etcd(AuthScript{free_lock});
+  Options options = with_user(options_for(etcd, Mode::try_once), password);
+  options.endpoints = {"http://127.0.0.1:" + std::to_string(closed_port()), etcd.url()};
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(etcd.asked() ==
+        std::vector<Asked>{Asked::authenticate, Asked::grant, Asked::enqueue, Asked::revoke});
 }
