@@ -1166,3 +1166,58 @@ TEST_CASE("Session with etcd.user: an endpoint that does not answer the authenti
   CHECK(etcd.asked() ==
         std::vector<Asked>{Asked::authenticate, Asked::grant, Asked::enqueue, Asked::revoke});
 }
+
+TEST_CASE("Session --try, busy: loto hanging up at once does not cut the revoke short",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    if (request.asked == Asked::revoke) {
+      // Answered 300 ms late: loto has hung up by then.
+      return Canned{{"", ok_answer(R"({"header":{"revision":"12"}})")}, 300ms};
+    }
+    return request.asked == Asked::enqueue ? enqueued({k_holder}) : free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), [](std::string_view message) {
+    return hang_up_on(proto::k_busy, message);
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "busy"});
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session --wait, two slots: once fewer than 2 keys are ahead, the lowest free slot is "
+          "claimed",
+          "[session]") {
+  const std::string second = kv("loto/x/98", 8, 154);
+  int looks = 0;
+  FakeEtcd etcd([&](const Request& request) {
+    switch (request.asked) {
+    case Asked::enqueue:
+      return enqueued({k_holder, second, k_mine});
+    case Asked::ahead:
+      return ++looks == 1 ? range(11, {second, k_holder}) : range(13, {k_holder});
+    case Asked::watch:
+      return deletion_after(0ms);
+    case Asked::queue: // the slot keys: the holder 99 has slot 1
+      return range(13, {kv("loto/x/slot/1", 8, 153, k_holder_key)});
+    default:
+      return two_slots(request);
+    }
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::wait, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "acquired", "released"});
+  CHECK(told(ran.messages, proto::k_queued)[1] == "1");
+  CHECK(told(ran.messages, proto::k_acquired) ==
+        std::vector<std::string>{"acquired", std::to_string(k_my_revision), k_my_key, "0"});
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::grant,
+                                           Asked::enqueue,
+                                           Asked::ahead,
+                                           Asked::watch,
+                                           Asked::ahead,
+                                           Asked::queue,
+                                           Asked::claim,
+                                           Asked::revoke});
+  const json claim = etcd.first(Asked::claim).body;
+  CHECK(decoded(claim["success"][0]["request_put"]["key"]) == "loto/x/slot/0");
+}
