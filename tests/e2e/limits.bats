@@ -392,6 +392,33 @@ syslog_conf() {
   echo "loto waited $(($(cat "$T/lo.end") - $(cat "$T/main.end"))) ms for the leftover" >&3
 }
 
+@test "leftovers wait: of two leftovers, the first to exit changes nothing: one leftover line, the lock held until the last" {
+  # Each leftover writes its pid, then runs until its file $T/NAME.go exists.
+  local leave='bash -c "echo \$\$ >$T/$1.pid; while [ ! -e $T/$1.go ]; do sleep 0.005; done" >/dev/null 2>&1 &'
+  spawn -n job lotoc -v -o --leftovers wait -L job bash -c "
+    set -- a; $leave
+    set -- b; $leave
+    while [ ! -s $T/a.pid ] || [ ! -s $T/b.pid ]; do sleep 0.005; done
+    exit 4"
+  local loto_pid=$SPAWNED
+  # (2 and their sleeps of the moment)
+  wait_until 5 grep -qE "left [0-9]+ process\(es\) running \(loto holds the lock until they exit\)" "$T/job.err"
+  local a b
+  a="$(pid_of a)"
+  b="$(pid_of b)"
+  touch "$T/a.go"
+  wait_until 5 test ! -e "/proc/$a" # reaped by loto, which has looked at what is left
+  alive "$loto_pid"
+  lock_is_held "$T/job.lock"
+  touch "$T/b.go"
+  wait_exit "$loto_pid" 5
+  [ "$STATUS" -eq 4 ]
+  proc_gone "$b"
+  lock_is_free "$T/job.lock"
+  cat "$T/job.err"
+  [ "$(grep -c "process(es) running" "$T/job.err")" -eq 1 ]
+}
+
 @test "leftovers wait: SIGTERM to loto while it waits reaches the leftover; loto exits with the main status" {
   spawn -n job lotoc -v --leftovers wait -L job "$T/leaves.sh" meek
   local loto_pid=$SPAWNED
