@@ -1221,3 +1221,68 @@ TEST_CASE("Session --wait, two slots: once fewer than 2 keys are ahead, the lowe
   const json claim = etcd.first(Asked::claim).body;
   CHECK(decoded(claim["success"][0]["request_put"]["key"]) == "loto/x/slot/0");
 }
+
+TEST_CASE("Session --try, two slots: our key third in the queue holds no slot: busy", "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::enqueue ? enqueued({k_holder, kv("loto/x/98", 8, 154), k_mine})
+                                           : two_slots(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "busy"});
+  CHECK(etcd.count(Asked::claim) == 0);
+}
+
+TEST_CASE("Session --wait, one slot: a key ahead named like a slot key is waited for, as etcdctl "
+          "lock would",
+          "[session]") {
+  TurnScript script;
+  script.aheads = {{kv("loto/x/slot/0", 8, 153)}, {}};
+  script.watches = {deletion_after(0ms)};
+  FakeEtcd etcd(script);
+  const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "acquired", "released"});
+  CHECK(etcd.count(Asked::watch) == 1);
+}
+
+TEST_CASE("Session --wait, two slots: slot keys among the keys ahead are not places in the queue",
+          "[session]") {
+  // Ahead of ours: the holder 99 and its slot key: one place, so one of 2 slots is ours.
+  FakeEtcd etcd([](const Request& request) {
+    switch (request.asked) {
+    case Asked::enqueue:
+      return enqueued({k_holder, kv("loto/x/98", 8, 154), k_mine});
+    case Asked::ahead:
+      return range(11, {kv("loto/x/slot/0", 9, 153, k_holder_key), k_holder});
+    default:
+      return two_slots(request);
+    }
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::wait, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "acquired", "released"});
+  CHECK(etcd.count(Asked::watch) == 0);
+}
+
+TEST_CASE("Session --wait: a watch stream that keeps ending on one endpoint moves to the next",
+          "[session]") {
+  TurnScript broken;
+  broken.aheads = {{k_holder}};
+  broken.watches = {ended_watch()};
+  FakeEtcd first(broken);
+  TurnScript working;
+  working.aheads = {{k_holder}, {}};
+  working.watches = {deletion_after(0ms)};
+  FakeEtcd second(working);
+  Options options = options_for(first, Mode::wait);
+  options.endpoints = {first.url(), second.url()};
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "waiting", "queued", "acquired", "released"});
+  CHECK(first.count(Asked::watch) == 1);
+  CHECK(second.count(Asked::watch) == 1);
+}
