@@ -1286,3 +1286,63 @@ TEST_CASE("Session --wait: a watch stream that keeps ending on one endpoint move
   CHECK(first.count(Asked::watch) == 1);
   CHECK(second.count(Asked::watch) == 1);
 }
+
+TEST_CASE("Session --wait, two slots, none free: a watch on the slot keys from just after the "
+          "look, then the freed slot is claimed",
+          "[session]") {
+  int looks = 0;
+  FakeEtcd etcd([&looks](const Request& request) {
+    switch (request.asked) {
+    case Asked::queue: // both slot keys taken, then slot 1 freed
+      return ++looks == 1 ? range(20,
+                                  {kv("loto/x/slot/0", 8, 153, k_holder_key),
+                                   kv("loto/x/slot/1", 9, 160, "loto/x/gone")})
+                          : range(22, {kv("loto/x/slot/0", 8, 153, k_holder_key)});
+    case Asked::watch:
+      return deletion_after(0ms);
+    default:
+      return two_slots(request);
+    }
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::wait, 2), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(told(ran.messages, proto::k_acquired).back() == "1");
+  CHECK(etcd.count(Asked::queue) == 2);
+  REQUIRE(etcd.count(Asked::watch) == 1);
+  const json watch = etcd.first(Asked::watch).body["create_request"];
+  CHECK(decoded(watch["key"]) == "loto/x/slot/");
+  CHECK(watch["start_revision"] == "21");
+}
+
+TEST_CASE("Session, two slots: while holding, each renewal checks our key and our slot key",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    switch (request.asked) {
+    case Asked::grant:
+      return granted(1); // renewals every 250 ms
+    case Asked::keepalive:
+      return answer(R"({"result":{"header":{"revision":"15"},"ID":"4660","TTL":"1"}})");
+    case Asked::own_key: {
+      const std::string key = decoded(request.body["key"]);
+      return range(15, {kv(key, key == k_my_key ? k_my_revision : 14, k_lease)});
+    }
+    default:
+      return two_slots(request);
+    }
+  });
+  Options options = options_for(etcd, Mode::try_once, 2);
+  options.ttl_ms = 1'000;
+  const Ran ran = run_session(std::move(options), [](std::string_view message) {
+    return kind_of(message) == proto::k_renewed ? LotoDoes::release : LotoDoes::nothing;
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "acquired", "renewed", "released"});
+  std::vector<std::string> checked;
+  for (const Request& request : etcd.requests()) {
+    if (request.asked == Asked::own_key) {
+      checked.push_back(decoded(request.body["key"]));
+    }
+  }
+  CHECK(checked == std::vector<std::string>{k_my_key, "loto/x/slot/1"});
+}
