@@ -1346,3 +1346,29 @@ TEST_CASE("Session, two slots: while holding, each renewal checks our key and ou
   }
   CHECK(checked == std::vector<std::string>{k_my_key, "loto/x/slot/1"});
 }
+
+TEST_CASE("Session, one slot: while holding, each renewal checks our key", "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    switch (request.asked) {
+    case Asked::grant:
+      return granted(1); // renewals every 250 ms
+    case Asked::keepalive:
+      return answer(R"({"result":{"header":{"revision":"15"},"ID":"4660","TTL":"1"}})");
+    case Asked::own_key:
+      return range(15, {k_mine});
+    default:
+      return free_lock(request);
+    }
+  });
+  Options options = options_for(etcd, Mode::try_once);
+  options.ttl_ms = 1'000;
+  const Ran ran = run_session(std::move(options), [](std::string_view message) {
+    return kind_of(message) == proto::k_renewed ? LotoDoes::release : LotoDoes::nothing;
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) ==
+        std::vector<std::string>{"granted", "acquired", "renewed", "released"});
+  CHECK(etcd.asked() ==
+        std::vector<Asked>{
+            Asked::grant, Asked::enqueue, Asked::keepalive, Asked::own_key, Asked::revoke});
+}
