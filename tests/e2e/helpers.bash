@@ -290,6 +290,8 @@ proc_gone() {
   state="$(proc_state "$1")"
   [[ -z "$state" || "$state" == Z || "$state" == X ]] # gone or zombie counts as gone
 }
+# context_switches PID: how many times PID has given up the CPU so far (voluntary and not).
+context_switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
 proc_stopped() { [[ "$(proc_state "$1")" == T ]]; }
 # cpu_ticks PID: PID's utime + stime so far, in ticks of 1/100 s (fields 14 and 15 of
 # /proc/PID/stat, counted after the command name, which may hold spaces).

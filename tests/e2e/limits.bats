@@ -207,19 +207,22 @@ syslog_conf() {
   [ "$status" -eq 0 ]
 }
 
-@test "while the job runs loto sleeps: at most 5 CPU ticks over 1 s, without and with a runtime limit and a warning" {
+@test "while the job runs loto sleeps: at most 5 CPU ticks and 1 context switch over 1 s, without and with a runtime limit and a warning" {
   # warn_after comes from the config only
   write_config -n warn.yaml "$(printf '%s\nresources:\n  w:\n    path: %s\n    warn_after: 60\n' "$(base_config)" "$T/w.lock")" >/dev/null
-  local run ticks
+  local run ticks switches
   for run in "--config $CFG -L job" "--config $CFG --max-runtime 60 -L job" \
     "--config $CFG --leftovers kill -L job" "--config $T/warn.yaml -L w"; do
     rm -f "$T/started"
     # shellcheck disable=SC2086 # the options are words
     spawn -n job loto $run sh -c 'touch "$0"; sleep 1.5' "$T/started"
     wait_for_file "$T/started"
+    switches="$(context_switches "$SPAWNED")"
     ticks="$(cpu_ticks_in "$SPAWNED" 1)"
-    echo "loto $run: $ticks CPU ticks over 1 s of the job" >&2
+    switches=$(($(context_switches "$SPAWNED") - switches))
+    echo "loto $run: $ticks CPU ticks and $switches context switches over 1 s of the job" >&2
     ((ticks <= 5))
+    ((switches <= 1)) # never woken up: no timer while nothing is due
     wait_exit "$SPAWNED" 5
     [ "$STATUS" -eq 0 ]
   done
