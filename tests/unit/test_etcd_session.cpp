@@ -1372,3 +1372,142 @@ TEST_CASE("Session, one slot: while holding, each renewal checks our key", "[ses
         std::vector<Asked>{
             Asked::grant, Asked::enqueue, Asked::keepalive, Asked::own_key, Asked::revoke});
 }
+
+namespace {
+
+// A revoke answered `late`: loto may act meanwhile.
+Canned revoked_after(std::chrono::milliseconds late) {
+  return Canned{{"", ok_answer(R"({"header":{"revision":"12"}})")}, late};
+}
+
+} // namespace
+
+TEST_CASE("Session: loto releasing while the enqueue is in flight: abandoned, revoked, released",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    return request.asked == Asked::enqueue ? Canned{{}, 0ms, false, true} : free_lock(request);
+  });
+  const Ran ran = run_session(options_for(etcd, Mode::try_once), [](std::string_view message) {
+    return kind_of(message) == proto::k_granted ? LotoDoes::release : LotoDoes::nothing;
+  });
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "released"});
+  CHECK(etcd.count(Asked::revoke) == 1);
+}
+
+TEST_CASE("Session: once released, the renewal stops: nothing but the revoke goes to etcd",
+          "[session]") {
+  FakeEtcd etcd([](const Request& request) {
+    switch (request.asked) {
+    case Asked::grant:
+      return granted(1); // renewals every 250 ms
+    case Asked::revoke:
+      return revoked_after(600ms);
+    default:
+      return free_lock(request);
+    }
+  });
+  Options options = options_for(etcd, Mode::try_once);
+  options.ttl_ms = 1'000;
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+  CHECK(etcd.asked() == std::vector<Asked>{Asked::grant, Asked::enqueue, Asked::revoke});
+}
+
+TEST_CASE("Session: loto hanging up after 'lost' or 'failed' does not cut the revoke short",
+          "[session]") {
+  SECTION("lost") {
+    QueueScript script;
+    script.quiet = 0ms;
+    script.mine_after_wait = {};
+    FakeEtcd etcd([&script](const Request& request) {
+      return request.asked == Asked::revoke ? revoked_after(300ms) : script(request);
+    });
+    const Ran ran = run_session(options_for(etcd, Mode::wait), [](std::string_view message) {
+      return hang_up_on(proto::k_lost, message);
+    });
+    CHECK(ran.status == k_exit_lost);
+    CHECK(etcd.count(Asked::revoke) == 1);
+  }
+  SECTION("failed") {
+    FakeEtcd etcd([](const Request& request) {
+      if (request.asked == Asked::enqueue) {
+        return Canned{{answer_with(
+            403,
+            "Forbidden",
+            R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})")}};
+      }
+      return request.asked == Asked::revoke ? revoked_after(300ms) : free_lock(request);
+    });
+    const Ran ran = run_session(options_for(etcd, Mode::try_once), [](std::string_view message) {
+      return hang_up_on(proto::k_failed, message);
+    });
+    CHECK(ran.status == proto::k_refused);
+    CHECK(etcd.count(Asked::revoke) == 1);
+  }
+}
+
+TEST_CASE("Session: the revoke goes to each endpoint once until one answers", "[session]") {
+  const auto unavailable = [](const Request& request) {
+    return request.asked == Asked::revoke
+               ? Canned{{answer_with(
+                     503,
+                     "Service Unavailable",
+                     R"({"error":"transport is closing","message":"transport is closing","code":14})")}}
+               : free_lock(request);
+  };
+  SECTION("the first endpoint does not answer it: the second does") {
+    FakeEtcd first(unavailable);
+    FakeEtcd second(free_lock);
+    Options options = options_for(first, Mode::try_once);
+    options.endpoints = {first.url(), second.url()};
+    const Ran ran = run_session(std::move(options), release_once_acquired);
+    CHECK(ran.status == 0);
+    CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+    CHECK(first.count(Asked::revoke) == 1);
+    CHECK(second.asked() == std::vector<Asked>{Asked::revoke});
+  }
+  SECTION("the first answers it: the second is not asked") {
+    FakeEtcd first(free_lock);
+    FakeEtcd second(free_lock);
+    Options options = options_for(first, Mode::try_once);
+    options.endpoints = {first.url(), second.url()};
+    const Ran ran = run_session(std::move(options), release_once_acquired);
+    CHECK(ran.status == 0);
+    CHECK(first.count(Asked::revoke) == 1);
+    CHECK(second.requests().empty());
+  }
+  SECTION("none answers it: each once, and released all the same") {
+    FakeEtcd etcd(unavailable);
+    const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
+    CHECK(ran.status == 0);
+    CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
+    CHECK(etcd.count(Asked::revoke) == 1);
+  }
+}
+
+TEST_CASE("Session with etcd.user: a revoke whose new token the first endpoint does not give goes "
+          "to the next",
+          "[session][auth]") {
+  const PasswordFile password;
+  AuthScript auth{free_lock, Asked::revoke, 1};
+  FakeEtcd first([&auth](const Request& request) {
+    if (request.asked == Asked::authenticate && auth.tokens == 1) {
+      return Canned{{answer_with(
+          503,
+          "Service Unavailable",
+          R"({"error":"transport is closing","message":"transport is closing","code":14})")}};
+    }
+    return auth(request);
+  });
+  FakeEtcd second(AuthScript{free_lock});
+  Options options = with_user(options_for(first, Mode::try_once), password);
+  options.endpoints = {first.url(), second.url()};
+  const Ran ran = run_session(std::move(options), release_once_acquired);
+  CHECK(ran.status == 0);
+  CHECK(first.asked() ==
+        std::vector<Asked>{
+            Asked::authenticate, Asked::grant, Asked::enqueue, Asked::revoke, Asked::authenticate});
+  CHECK(second.asked() == std::vector<Asked>{Asked::authenticate, Asked::revoke});
+}
