@@ -394,6 +394,31 @@ Canned unscripted() {
   return Canned{{answer_with(500, "Internal Server Error", R"({"error":"unscripted","code":2})")}};
 }
 
+// etcd's answers that are not a result: a member that cannot serve, and a refusal.
+Canned unavailable() {
+  return Canned{{answer_with(
+      503,
+      "Service Unavailable",
+      R"({"error":"transport is closing","message":"transport is closing","code":14})")}};
+}
+
+Canned permission_denied() {
+  return Canned{{answer_with(
+      403,
+      "Forbidden",
+      R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})")}};
+}
+
+// A watch stream refused (the error comes inside the stream).
+Canned denied_watch() {
+  return Canned{{k_stream_head,
+                 chunk(R"({"error":{"grpc_code":7,"http_code":403,"message":)"
+                       R"("etcdserver: permission denied","http_status":"Forbidden"}})")},
+                0ms,
+                false,
+                true};
+}
+
 // A free lock: the enqueue finds our key the oldest.
 Canned free_lock(const Request& request) {
   switch (request.asked) {
@@ -795,10 +820,7 @@ TEST_CASE("Session: with a lease to keep, a request no endpoint answered is sent
   int enqueues = 0;
   FakeEtcd etcd([&enqueues](const Request& request) {
     if (request.asked == Asked::enqueue && ++enqueues == 1) {
-      return Canned{{answer_with(
-          503,
-          "Service Unavailable",
-          R"({"error":"transport is closing","message":"transport is closing","code":14})")}};
+      return unavailable();
     }
     return free_lock(request);
   });
@@ -813,10 +835,7 @@ TEST_CASE("Session: with a lease to keep, a request no endpoint answered is sent
 TEST_CASE("Session: etcd refuses: failed 77 naming the key, and the lease revoked", "[session]") {
   FakeEtcd etcd([](const Request& request) {
     if (request.asked == Asked::enqueue) {
-      return Canned{{answer_with(
-          403,
-          "Forbidden",
-          R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})")}};
+      return permission_denied();
     }
     return free_lock(request);
   });
@@ -958,13 +977,7 @@ TEST_CASE("Session --wait: a watch etcd refuses is failed 77 naming the keys, an
           "[session]") {
   TurnScript script;
   script.aheads = {{k_holder}};
-  script.watches = {
-      Canned{{k_stream_head,
-              chunk(R"({"error":{"grpc_code":7,"http_code":403,"message":)"
-                    R"("etcdserver: permission denied","http_status":"Forbidden"}})")},
-             0ms,
-             false,
-             true}};
+  script.watches = {denied_watch()};
   FakeEtcd etcd(script);
   const Ran ran = run_session(options_for(etcd, Mode::wait), release_once_acquired);
   CHECK(ran.status == proto::k_refused);
@@ -1078,12 +1091,7 @@ TEST_CASE("Session with etcd.user: a watch refused for a lapsed token gets a new
           "look, once after each deletion",
           "[session][auth]") {
   const PasswordFile password;
-  const Canned denied{{k_stream_head,
-                       chunk(R"({"error":{"grpc_code":7,"http_code":403,"message":)"
-                             R"("etcdserver: permission denied","http_status":"Forbidden"}})")},
-                      0ms,
-                      false,
-                      true};
+  const Canned denied = denied_watch();
   TurnScript turns;
   turns.aheads = {{k_holder}, {k_holder}, {k_holder}, {k_holder}, {}};
   turns.watches = {denied, deletion_after(0ms), denied, deletion_after(0ms)};
@@ -1433,10 +1441,7 @@ TEST_CASE("Session: loto hanging up after 'lost' or 'failed' does not cut the re
   SECTION("failed") {
     FakeEtcd etcd([](const Request& request) {
       if (request.asked == Asked::enqueue) {
-        return Canned{{answer_with(
-            403,
-            "Forbidden",
-            R"({"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7})")}};
+        return permission_denied();
       }
       return request.asked == Asked::revoke ? revoked_after(300ms) : free_lock(request);
     });
@@ -1449,16 +1454,11 @@ TEST_CASE("Session: loto hanging up after 'lost' or 'failed' does not cut the re
 }
 
 TEST_CASE("Session: the revoke goes to each endpoint once until one answers", "[session]") {
-  const auto unavailable = [](const Request& request) {
-    return request.asked == Asked::revoke
-               ? Canned{{answer_with(
-                     503,
-                     "Service Unavailable",
-                     R"({"error":"transport is closing","message":"transport is closing","code":14})")}}
-               : free_lock(request);
+  const auto revoke_unanswered = [](const Request& request) {
+    return request.asked == Asked::revoke ? unavailable() : free_lock(request);
   };
   SECTION("the first endpoint does not answer it: the second does") {
-    FakeEtcd first(unavailable);
+    FakeEtcd first(revoke_unanswered);
     FakeEtcd second(free_lock);
     Options options = options_for(first, Mode::try_once);
     options.endpoints = {first.url(), second.url()};
@@ -1479,7 +1479,7 @@ TEST_CASE("Session: the revoke goes to each endpoint once until one answers", "[
     CHECK(second.requests().empty());
   }
   SECTION("none answers it: each once, and released all the same") {
-    FakeEtcd etcd(unavailable);
+    FakeEtcd etcd(revoke_unanswered);
     const Ran ran = run_session(options_for(etcd, Mode::try_once), release_once_acquired);
     CHECK(ran.status == 0);
     CHECK(kinds(ran.messages) == std::vector<std::string>{"granted", "acquired", "released"});
@@ -1494,10 +1494,7 @@ TEST_CASE("Session with etcd.user: a revoke whose new token the first endpoint d
   AuthScript auth{free_lock, Asked::revoke, 1};
   FakeEtcd first([&auth](const Request& request) {
     if (request.asked == Asked::authenticate && auth.tokens == 1) {
-      return Canned{{answer_with(
-          503,
-          "Service Unavailable",
-          R"({"error":"transport is closing","message":"transport is closing","code":14})")}};
+      return unavailable();
     }
     return auth(request);
   });
