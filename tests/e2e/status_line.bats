@@ -98,7 +98,6 @@ print(repr(data[i - 4:i]))' "$OUT"
   grep -q DONE "$OUT"
 }
 
-# context_switches PID: voluntary + involuntary, so far.
 @test "without a terminal, a waiting loto is never woken up (-w, -t 30): at most 1 context switch in 2.5 s" {
   local wait pid before after
   for wait in -w "-t 30"; do

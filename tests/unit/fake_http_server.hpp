@@ -210,6 +210,20 @@ inline std::string ok_answer(std::string_view body, std::string_view extra_heade
   return answer_with(200, "OK", body, extra_headers);
 }
 
+// etcd's JSON gateway, as the helper's tests need it: a member that cannot serve, a token
+// etcd no longer takes, and a token it gives.
+inline const std::string k_unavailable_answer =
+    answer_with(503,
+                "Service Unavailable",
+                R"({"error":"transport is closing","message":"transport is closing","code":14})");
+inline const std::string k_token_expired_answer = answer_with(
+    401,
+    "Unauthorized",
+    R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})");
+inline std::string token_answer(std::string_view token) {
+  return ok_answer(R"({"header":{"revision":"1"},"token":")" + std::string(token) + R"("})");
+}
+
 // Runs `multi` until `transfer` finished, or `limit` passed; returns whether it finished.
 inline bool pump(Multi& multi, const Transfer& transfer, std::chrono::milliseconds limit = 3s) {
   const auto until = Clock::now() + limit;
@@ -236,6 +250,11 @@ inline std::uint16_t closed_port() {
   REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
   ::close(fd);
   return ntohs(address.sin_port);
+}
+
+// The URL of a loopback endpoint nobody listens on.
+inline std::string silent_endpoint() {
+  return "http://127.0.0.1:" + std::to_string(closed_port());
 }
 
 inline constexpr Timeouts k_test_timeouts{1000, 2000};

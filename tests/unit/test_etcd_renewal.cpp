@@ -45,25 +45,13 @@ const std::string k_alive =
     ok_answer(R"({"result":{"header":{"revision":"5"},"ID":"4660","TTL":"4"}})");
 // The gateway's answer for a lease etcd no longer has: 200, and no TTL.
 const std::string k_lease_gone = ok_answer(R"({"result":{"header":{"revision":"5"},"ID":"4660"}})");
-const std::string k_unavailable =
-    answer_with(503,
-                "Service Unavailable",
-                R"({"error":"transport is closing","message":"transport is closing","code":14})");
 const std::string k_no_key = ok_answer(R"({"header":{"revision":"9"}})");
-const std::string k_token_expired = answer_with(
-    401,
-    "Unauthorized",
-    R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})");
 
 // A range answer: `key` exists under `lease`.
 std::string held_by(std::string_view key, std::int64_t lease) {
   return ok_answer(R"({"header":{"revision":"9"},"kvs":[{"key":")" + base64_encode(key) +
                    R"(","create_revision":"3","mod_revision":"3","version":"1","lease":")" +
                    std::to_string(lease) + R"("}],"count":"1"})");
-}
-
-std::string token_answer(std::string_view token) {
-  return ok_answer(R"({"header":{"revision":"1"},"token":")" + std::string(token) + R"("})");
 }
 
 // Answers the requests in turn with `in_order`, and every later one with its last.
@@ -239,8 +227,8 @@ TEST_CASE("Renewal: a lease etcd no longer has, or a key gone from under it, is 
 TEST_CASE("Renewal: a failed try goes to the next endpoint at once, and a round of failures pauses "
           "100 ms",
           "[renewal]") {
-  FakeServer server(answers({k_unavailable, k_alive}));
-  const std::string refusing = "http://127.0.0.1:" + std::to_string(closed_port());
+  FakeServer server(answers({k_unavailable_answer, k_alive}));
+  const std::string refusing = silent_endpoint();
   EtcdClient etcd({refusing, server.url()});
   Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
 
@@ -262,7 +250,7 @@ TEST_CASE("Renewal: a failed try goes to the next endpoint at once, and a round 
 
 TEST_CASE("Renewal: with three endpoints, two failures in a row go on at once", "[renewal]") {
   FakeServer server(answers({k_alive}));
-  const std::string refusing = "http://127.0.0.1:" + std::to_string(closed_port());
+  const std::string refusing = silent_endpoint();
   EtcdClient etcd({refusing, refusing, server.url()});
   Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
   renewal.tick(at_ms(1000));
@@ -275,7 +263,7 @@ TEST_CASE("Renewal: with three endpoints, two failures in a row go on at once", 
 }
 
 TEST_CASE("Renewal: the deadline counts from the last renewal that succeeded", "[renewal]") {
-  FakeServer server(answers({k_alive, k_unavailable}));
+  FakeServer server(answers({k_alive, k_unavailable_answer}));
   EtcdClient etcd({server.url()});
   Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
   CHECK(renew(etcd, renewal, at_ms(1000)) == at_ms(1000));
@@ -290,7 +278,7 @@ TEST_CASE("Renewal: the deadline counts from the last renewal that succeeded", "
 TEST_CASE("Renewal: past its deadline with no failed try (the helper was stopped), it asks etcd "
           "first",
           "[renewal]") {
-  FakeServer server(answers({k_unavailable, k_alive}));
+  FakeServer server(answers({k_unavailable_answer, k_alive}));
   EtcdClient etcd({server.url()});
   Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
   CHECK_FALSE(renew(etcd, renewal, at_ms(1000)));
@@ -301,14 +289,14 @@ TEST_CASE("Renewal: past its deadline with no failed try (the helper was stopped
 
 TEST_CASE("Renewal: gives up at the deadline with the reason of the last failure", "[renewal]") {
   SECTION("no answer: 69 while queued, naming the endpoints") {
-    const auto failure = given_up<Failure>(k_unavailable);
+    const auto failure = given_up<Failure>(k_unavailable_answer);
     REQUIRE(failure);
     CHECK(failure->code == loto::etcd_protocol::k_unavailable);
     CHECK_THAT(failure->what(), StartsWith("cannot reach etcd at http://127.0.0.1:"));
     CHECK_THAT(failure->what(), Contains("transport is closing"));
   }
   SECTION("no answer while holding: the lock is lost, and the lease revoked if it is there") {
-    const auto lost = given_up<Lost>(k_unavailable, {"loto/x/a"});
+    const auto lost = given_up<Lost>(k_unavailable_answer, {"loto/x/a"});
     REQUIRE(lost);
     CHECK_THAT(lost->what(),
                StartsWith("no renewal of the lease succeeded for 4000 ms (cannot reach etcd at "));
@@ -344,8 +332,8 @@ TEST_CASE("Renewal: gives up at the deadline with the reason of the last failure
 TEST_CASE("Renewal with etcd.user: a token first, and a lapsed one is fetched again at once",
           "[renewal][auth]") {
   const PasswordFile password;
-  FakeServer server(
-      answers({token_answer("tok1"), k_alive, k_token_expired, token_answer("tok2"), k_alive}));
+  FakeServer server(answers(
+      {token_answer("tok1"), k_alive, k_token_expired_answer, token_answer("tok2"), k_alive}));
   Credentials credentials;
   credentials.user = "root";
   credentials.password_file = password.path();
@@ -383,7 +371,7 @@ TEST_CASE("Renewal with etcd.user: a token etcd keeps refusing, or a wrong passw
   credentials.password_file = password.path();
 
   SECTION("every token lapses at once") {
-    FakeServer server(answers({token_answer("tok1"), k_token_expired}));
+    FakeServer server(answers({token_answer("tok1"), k_token_expired_answer}));
     EtcdClient etcd({server.url()}, credentials);
     Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
     renewal.tick(at_ms(1000));
@@ -398,7 +386,8 @@ TEST_CASE("Renewal with etcd.user: a token etcd keeps refusing, or a wrong passw
     }
   }
   SECTION("a lapsed token, then no answer: each counts as a failure") {
-    FakeServer server(answers({token_answer("tok1"), k_token_expired, k_unavailable}));
+    FakeServer server(
+        answers({token_answer("tok1"), k_token_expired_answer, k_unavailable_answer}));
     EtcdClient etcd({server.url()}, credentials);
     Renewal renewal(etcd, k_lease, k_ttl_ms, k_granted_ns);
     renewal.tick(at_ms(1000));
